@@ -1,0 +1,375 @@
+//! What went wrong: [`ConnectError`] and the per-address [`Attempt`] records it carries.
+
+use std::fmt;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::target::TargetError;
+
+/// Why a connect failed.
+///
+/// `Display` is one short line that names the target; the per-address details are in
+/// [`attempts`](Self::attempts), and [`source`](std::error::Error::source) is the cause (for
+/// failed attempts, the most informative of them: see [`most_relevant`](Self::most_relevant)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The target could not be parsed; nothing was resolved or dialed.
+    #[error("invalid target: {0}")]
+    InvalidTarget(TargetError),
+
+    /// The resolver failed.
+    #[error("failed to resolve {host}")]
+    #[non_exhaustive]
+    Resolve {
+        /// The name and port that were looked up.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Resolution succeeded but left no address to dial (none returned, or none of an allowed
+    /// family).
+    #[error("no addresses for {host}")]
+    #[non_exhaustive]
+    NoAddresses {
+        /// The target.
+        host: String,
+    },
+
+    /// Every address was tried and every attempt failed.
+    #[error("could not connect to {host}")]
+    #[non_exhaustive]
+    AllAttemptsFailed {
+        /// The target.
+        host: String,
+        /// Every attempt, in start order; never empty. Its most relevant failure is the
+        /// error's source.
+        #[source]
+        attempts: Attempts,
+    },
+
+    /// The overall timeout or the resolve timeout ran out.
+    #[error("timed out {stage} {host} after {elapsed:?}")]
+    #[non_exhaustive]
+    TimedOut {
+        /// The target.
+        host: String,
+        /// What the connect was doing when time ran out.
+        stage: Stage,
+        /// Time from the start of the connect to the timeout.
+        elapsed: Duration,
+        /// The attempts made before time ran out, in start order; those still running were
+        /// aborted and carry an [`ErrorKind::TimedOut`] error.
+        attempts: Attempts,
+    },
+
+    /// The connector's cancellation token was cancelled.
+    #[error("connect to {host} cancelled")]
+    #[non_exhaustive]
+    Cancelled {
+        /// The target.
+        host: String,
+        /// The attempts made before cancellation, in start order; those still running were
+        /// aborted and carry an [`ErrorKind::Interrupted`] error.
+        attempts: Attempts,
+    },
+}
+
+/// The stage a connect was in when its time ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Resolving the host name.
+    Resolve,
+    /// Dialing the addresses.
+    Connect,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Resolve => "resolving",
+            Stage::Connect => "connecting to",
+        })
+    }
+}
+
+/// One connection attempt to one address that did not win.
+#[derive(Debug)]
+pub struct Attempt {
+    addr: SocketAddr,
+    error: io::Error,
+    started: Duration,
+    duration: Duration,
+}
+
+impl Attempt {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        error: io::Error,
+        started: Duration,
+        ended: Duration,
+    ) -> Self {
+        Self {
+            addr,
+            error,
+            started,
+            duration: ended.saturating_sub(started),
+        }
+    }
+
+    /// The address dialed.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Why it failed.
+    pub fn error(&self) -> &io::Error {
+        &self.error
+    }
+
+    /// When it started, measured from the start of the connect (resolution included).
+    pub fn started(&self) -> Duration {
+        self.started
+    }
+
+    /// How long it ran before it failed or was aborted.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (started at {:?}, after {:?}): {}",
+            self.addr, self.started, self.duration, self.error
+        )
+    }
+}
+
+/// The attempts of one connect, in start order.
+///
+/// Dereferences to a slice of [`Attempt`]. As an error it stands for the most relevant
+/// failure (see [`most_relevant`](Self::most_relevant)), whose `io::Error` is its source.
+#[derive(Debug, Default)]
+pub struct Attempts(Vec<Attempt>);
+
+impl Attempts {
+    pub(crate) fn new(attempts: Vec<Attempt>) -> Self {
+        Self(attempts)
+    }
+
+    /// The most informative failed attempt, or `None` when there is none.
+    ///
+    /// Failures rank by how far they got: an error from past the TCP handshake (a TLS
+    /// failure from a [`connect_with`](crate::Connector::connect_with) dialer, a reset, a
+    /// descriptor limit) first; then a refusal or a denial; then a timeout; then an unreachable
+    /// host or network; last, errors that only say this machine cannot use that address
+    /// (`EADDRNOTAVAIL`, an unsupported family). Among equals the earliest attempt wins, so a
+    /// final IPv6 "address not available" never hides the IPv4 refusal before it.
+    pub fn most_relevant(&self) -> Option<&Attempt> {
+        // `max_by_key` keeps the last maximum; iterating in reverse keeps the earliest.
+        self.0
+            .iter()
+            .rev()
+            .max_by_key(|a| relevance(a.error.kind()))
+    }
+}
+
+impl std::ops::Deref for Attempts {
+    type Target = [Attempt];
+
+    fn deref(&self) -> &[Attempt] {
+        &self.0
+    }
+}
+
+impl IntoIterator for Attempts {
+    type Item = Attempt;
+    type IntoIter = std::vec::IntoIter<Attempt>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl fmt::Display for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.most_relevant() {
+            None => f.write_str("no attempts"),
+            Some(a) => write!(f, "most relevant of {} attempts: {}", self.len(), a.addr),
+        }
+    }
+}
+
+impl std::error::Error for Attempts {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.most_relevant().map(|a| &a.error as _)
+    }
+}
+
+impl ConnectError {
+    /// The attempts made, in start order; empty for errors before any dialing.
+    pub fn attempts(&self) -> &[Attempt] {
+        match self {
+            ConnectError::AllAttemptsFailed { attempts, .. }
+            | ConnectError::TimedOut { attempts, .. }
+            | ConnectError::Cancelled { attempts, .. } => attempts,
+            ConnectError::InvalidTarget(_)
+            | ConnectError::Resolve { .. }
+            | ConnectError::NoAddresses { .. } => &[],
+        }
+    }
+
+    /// The target as written in the message, or `None` for an invalid target.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            ConnectError::InvalidTarget(_) => None,
+            ConnectError::Resolve { host, .. }
+            | ConnectError::NoAddresses { host }
+            | ConnectError::AllAttemptsFailed { host, .. }
+            | ConnectError::TimedOut { host, .. }
+            | ConnectError::Cancelled { host, .. } => Some(host),
+        }
+    }
+
+    /// The most informative failed attempt; see [`Attempts::most_relevant`].
+    pub fn most_relevant(&self) -> Option<&Attempt> {
+        match self {
+            ConnectError::AllAttemptsFailed { attempts, .. }
+            | ConnectError::TimedOut { attempts, .. }
+            | ConnectError::Cancelled { attempts, .. } => attempts.most_relevant(),
+            _ => None,
+        }
+    }
+}
+
+/// Higher is more informative; see [`ConnectError::most_relevant`].
+fn relevance(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::AddrNotAvailable | ErrorKind::AddrInUse | ErrorKind::Unsupported => 0,
+        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable | ErrorKind::NetworkDown => 1,
+        ErrorKind::TimedOut | ErrorKind::Interrupted => 2,
+        ErrorKind::ConnectionRefused | ErrorKind::PermissionDenied => 3,
+        _ => 4,
+    }
+}
+
+impl From<TargetError> for ConnectError {
+    fn from(error: TargetError) -> Self {
+        ConnectError::InvalidTarget(error)
+    }
+}
+
+impl From<ConnectError> for io::Error {
+    /// Keeps the `ConnectError` as the inner error, under the fitting kind: `InvalidInput` for
+    /// a bad target, `NotFound` when no address is left, `TimedOut`, `ConnectionRefused` when
+    /// every attempt was refused, otherwise the most relevant attempt's kind, and `Other` for
+    /// a cancelled connect (not `Interrupted`, which callers retry).
+    fn from(error: ConnectError) -> Self {
+        let kind = match &error {
+            ConnectError::InvalidTarget(_) => ErrorKind::InvalidInput,
+            ConnectError::Resolve { source, .. } => source.kind(),
+            ConnectError::NoAddresses { .. } => ErrorKind::NotFound,
+            ConnectError::TimedOut { .. } => ErrorKind::TimedOut,
+            ConnectError::Cancelled { .. } => ErrorKind::Other,
+            ConnectError::AllAttemptsFailed { .. } => error
+                .most_relevant()
+                .map_or(ErrorKind::Other, |a| a.error.kind()),
+        };
+        io::Error::new(kind, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(port: u16, kind: ErrorKind) -> Attempt {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Attempt::new(addr, io::Error::from(kind), Duration::ZERO, Duration::ZERO)
+    }
+
+    fn failed(attempts: Vec<Attempt>) -> ConnectError {
+        ConnectError::AllAttemptsFailed {
+            host: "example.com:80".into(),
+            attempts: Attempts::new(attempts),
+        }
+    }
+
+    #[test]
+    fn a_late_unavailable_address_does_not_hide_a_refusal() {
+        let error = failed(vec![
+            attempt(1, ErrorKind::ConnectionRefused),
+            attempt(2, ErrorKind::AddrNotAvailable),
+        ]);
+        assert_eq!(error.most_relevant().unwrap().addr().port(), 1);
+        assert_eq!(io::Error::from(error).kind(), ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn ties_go_to_the_earliest_attempt() {
+        let error = failed(vec![
+            attempt(1, ErrorKind::NetworkUnreachable),
+            attempt(2, ErrorKind::TimedOut),
+            attempt(3, ErrorKind::TimedOut),
+        ]);
+        assert_eq!(error.most_relevant().unwrap().addr().port(), 2);
+    }
+
+    #[test]
+    fn an_error_past_the_handshake_ranks_first() {
+        let error = failed(vec![
+            attempt(1, ErrorKind::ConnectionRefused),
+            attempt(2, ErrorKind::InvalidData),
+        ]);
+        assert_eq!(error.most_relevant().unwrap().addr().port(), 2);
+    }
+
+    #[test]
+    fn io_error_kinds() {
+        let kind = |e: ConnectError| io::Error::from(e).kind();
+        assert_eq!(
+            kind(TargetError::MissingPort.into()),
+            ErrorKind::InvalidInput
+        );
+        let host = String::from("h:1");
+        assert_eq!(
+            kind(ConnectError::NoAddresses { host: host.clone() }),
+            ErrorKind::NotFound
+        );
+        let timed_out = ConnectError::TimedOut {
+            host: host.clone(),
+            stage: Stage::Connect,
+            elapsed: Duration::from_secs(1),
+            attempts: Attempts::default(),
+        };
+        assert_eq!(kind(timed_out), ErrorKind::TimedOut);
+        let cancelled = ConnectError::Cancelled {
+            host,
+            attempts: Attempts::default(),
+        };
+        assert_eq!(kind(cancelled), ErrorKind::Other);
+    }
+
+    #[test]
+    fn display_is_one_short_line() {
+        let error = failed(vec![attempt(1, ErrorKind::ConnectionRefused)]);
+        assert_eq!(error.to_string(), "could not connect to example.com:80");
+        let attempts = std::error::Error::source(&error).unwrap();
+        assert_eq!(
+            attempts.to_string(),
+            "most relevant of 1 attempts: 127.0.0.1:1"
+        );
+        let cause = attempts.source().unwrap();
+        assert_eq!(
+            cause.to_string(),
+            io::Error::from(ErrorKind::ConnectionRefused).to_string()
+        );
+    }
+}

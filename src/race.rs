@@ -1,0 +1,205 @@
+//! The race: staggered connection attempts over an ordered address list (RFC 8305 §5), driven
+//! inside the caller's future so that nothing outlives it.
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use crate::error::{Attempt, Attempts};
+
+/// How attempts are paced.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pace {
+    /// Start the next attempt this long after the last start; `None` waits for a failure
+    /// (the sequential strategy).
+    pub(crate) stagger: Option<Duration>,
+    /// Abort an attempt that has run this long.
+    pub(crate) attempt_timeout: Option<Duration>,
+}
+
+/// One started attempt, kept for the error report.
+#[derive(Debug)]
+pub(crate) struct Record {
+    addr: SocketAddr,
+    started: Instant,
+    failure: Option<(io::Error, Instant)>,
+}
+
+/// The attempts of one connect, measured from the connect's start.
+#[derive(Debug)]
+pub(crate) struct Log {
+    began: Instant,
+    records: Vec<Record>,
+}
+
+impl Log {
+    pub(crate) fn new(began: Instant) -> Self {
+        Self {
+            began,
+            records: Vec::new(),
+        }
+    }
+
+    /// Closes the log: attempts still running when the connect ended get `unfinished` errors.
+    pub(crate) fn finish(self, unfinished: impl Fn() -> io::Error) -> Attempts {
+        let now = Instant::now();
+        let attempts = self.records.into_iter().map(|record| {
+            let (error, ended) = record.failure.unwrap_or_else(|| (unfinished(), now));
+            Attempt::new(
+                record.addr,
+                error,
+                record.started - self.began,
+                ended - self.began,
+            )
+        });
+        Attempts::new(attempts.collect())
+    }
+
+    fn start(&mut self, addr: SocketAddr) -> usize {
+        self.records.push(Record {
+            addr,
+            started: Instant::now(),
+            failure: None,
+        });
+        self.records.len() - 1
+    }
+
+    fn fail(&mut self, index: usize, error: io::Error) {
+        let record = &mut self.records[index];
+        tracing::debug!(
+            addr = %record.addr,
+            elapsed = ?record.started.elapsed(),
+            %error,
+            "attempt failed"
+        );
+        record.failure = Some((error, Instant::now()));
+    }
+}
+
+/// The winner of a race.
+#[derive(Debug)]
+pub(crate) struct Won<S> {
+    pub(crate) stream: S,
+}
+
+enum Event<S> {
+    Finished(usize, io::Result<S>),
+    StaggerElapsed,
+    OldestTimedOut,
+}
+
+/// Dials `addrs` in order and returns the first stream to connect, or `None` once every
+/// attempt failed (the reasons are in `log`).
+///
+/// Attempt 1 starts at once; each next one when `pace.stagger` has passed since the last start
+/// or at once when an attempt fails. Starting an attempt never disturbs a running one. When one
+/// connects, every other running attempt is dropped (closing its socket) before this returns,
+/// and no further attempt starts.
+pub(crate) async fn race<S, D, Fut>(
+    addrs: &[SocketAddr],
+    pace: Pace,
+    dial: &mut D,
+    log: &mut Log,
+) -> Option<Won<S>>
+where
+    D: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<S>>,
+{
+    let mut race = Race {
+        pending: addrs.iter(),
+        running: Vec::new(),
+        pace,
+        dial,
+        log,
+    };
+    let mut stagger = pin!(sleep_until(Instant::now()));
+    let mut oldest_deadline = pin!(sleep_until(Instant::now()));
+    race.start_next(stagger.as_mut());
+    while !race.running.is_empty() {
+        let event = poll_fn(|cx| {
+            for (position, (_, attempt)) in race.running.iter_mut().enumerate() {
+                if let Poll::Ready(result) = attempt.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Finished(position, result));
+                }
+            }
+            let more = !race.pending.as_slice().is_empty();
+            if more && pace.stagger.is_some() && stagger.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::StaggerElapsed);
+            }
+            if let Some(limit) = pace.attempt_timeout {
+                let deadline = race.log.records[race.running[0].0].started + limit;
+                if oldest_deadline.deadline() != deadline {
+                    oldest_deadline.as_mut().reset(deadline);
+                }
+                if oldest_deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::OldestTimedOut);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Finished(position, Ok(stream)) => return Some(race.win(position, stream)),
+            Event::Finished(position, Err(error)) => {
+                let (index, _) = race.running.remove(position);
+                race.log.fail(index, error);
+                race.start_next(stagger.as_mut());
+            }
+            Event::OldestTimedOut => {
+                let (index, _) = race.running.remove(0);
+                let limit = pace.attempt_timeout.unwrap_or_default();
+                let message = format!("attempt timed out after {limit:?}");
+                race.log
+                    .fail(index, io::Error::new(io::ErrorKind::TimedOut, message));
+                race.start_next(stagger.as_mut());
+            }
+            Event::StaggerElapsed => race.start_next(stagger.as_mut()),
+        }
+    }
+    None
+}
+
+struct Race<'a, D, Fut> {
+    pending: std::slice::Iter<'a, SocketAddr>,
+    /// Running attempts in start order: (index into the log, the dial future).
+    running: Vec<(usize, Pin<Box<Fut>>)>,
+    pace: Pace,
+    dial: &'a mut D,
+    log: &'a mut Log,
+}
+
+impl<S, D, Fut> Race<'_, D, Fut>
+where
+    D: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<S>>,
+{
+    fn start_next(&mut self, stagger: Pin<&mut Sleep>) {
+        let Some(&addr) = self.pending.next() else {
+            return;
+        };
+        let index = self.log.start(addr);
+        tracing::debug!(%addr, elapsed = ?self.log.began.elapsed(), "attempt started");
+        self.running.push((index, Box::pin((self.dial)(addr))));
+        if let Some(delay) = self.pace.stagger {
+            stagger.reset(Instant::now() + delay);
+        }
+    }
+
+    /// Takes the winner out and drops every other running attempt, closing its socket.
+    fn win(&mut self, position: usize, stream: S) -> Won<S> {
+        let (index, _) = self.running.remove(position);
+        let record = &self.log.records[index];
+        let took = record.started.elapsed();
+        tracing::debug!(addr = %record.addr, elapsed = ?self.log.began.elapsed(), ?took, "attempt won");
+        for (loser, attempt) in self.running.drain(..) {
+            drop(attempt);
+            tracing::debug!(addr = %self.log.records[loser].addr, "attempt cancelled");
+        }
+        Won { stream }
+    }
+}

@@ -1,0 +1,153 @@
+//! Resolution and address ordering: lookup, de-duplication, family filter, interleaving.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+/// Which address families a connector dials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IpFamilies {
+    /// IPv6 and IPv4 (the default).
+    #[default]
+    Both,
+    /// IPv4 addresses only; IPv6 ones are dropped after resolution.
+    V4Only,
+    /// IPv6 addresses only; IPv4 ones are dropped after resolution.
+    V6Only,
+}
+
+impl IpFamilies {
+    pub(crate) fn allows(self, addr: &SocketAddr) -> bool {
+        match self {
+            IpFamilies::Both => true,
+            IpFamilies::V4Only => addr.is_ipv4(),
+            IpFamilies::V6Only => addr.is_ipv6(),
+        }
+    }
+}
+
+/// The future a [`Resolve`] implementation returns.
+pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>>;
+
+/// A name resolver: a host name and port in, socket addresses out.
+///
+/// The connector keeps the order returned (the system resolver sorts by RFC 6724), drops
+/// duplicates, and applies its resolve timeout, cancellation and tracing to any resolver.
+///
+/// # Examples
+///
+/// A resolver that answers every name with loopback addresses:
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use connect_any::{Connector, Resolve, Resolving};
+///
+/// #[derive(Debug)]
+/// struct Loopback;
+///
+/// impl Resolve for Loopback {
+///     fn resolve<'a>(&'a self, _host: &'a str, port: u16) -> Resolving<'a> {
+///         Box::pin(async move {
+///             Ok(vec![SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port)), SocketAddr::from(([127, 0, 0, 1], port))])
+///         })
+///     }
+/// }
+///
+/// let connector = Connector::new().resolver(Loopback);
+/// # drop(connector);
+/// ```
+pub trait Resolve: fmt::Debug + Send + Sync + 'static {
+    /// Looks `host` up; each address returned carries `port`.
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a>;
+}
+
+/// The default resolver: the system's `getaddrinfo`, through tokio's
+/// [`lookup_host`](tokio::net::lookup_host), which runs it on the blocking thread pool.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+}
+
+/// Drops repeated addresses and those of a family not allowed, keeping the first occurrence's
+/// place.
+pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies) {
+    let mut kept = 0;
+    for i in 0..addrs.len() {
+        let addr = addrs[i];
+        if families.allows(&addr) && !addrs[..kept].contains(&addr) {
+            addrs[kept] = addr;
+            kept += 1;
+        }
+    }
+    addrs.truncate(kept);
+}
+
+/// Reorders by RFC 8305 §4: `first_family_count` addresses of the first address's family, then
+/// one of each family in turn; what is left of either family goes last, in its order.
+pub(crate) fn interleave(addrs: &[SocketAddr], first_family_count: usize) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return Vec::new();
+    };
+    let first_is_v6 = first.is_ipv6();
+    let mut primary = addrs.iter().filter(|a| a.is_ipv6() == first_is_v6).copied();
+    let mut secondary = addrs.iter().filter(|a| a.is_ipv6() != first_is_v6).copied();
+    let mut ordered = Vec::with_capacity(addrs.len());
+    ordered.extend(primary.by_ref().take(first_family_count.max(1)));
+    loop {
+        let next_secondary = secondary.next();
+        ordered.extend(next_secondary);
+        let next_primary = primary.next();
+        if next_secondary.is_none() && next_primary.is_none() {
+            return ordered;
+        }
+        ordered.extend(next_primary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &str) -> Vec<SocketAddr> {
+        list.split_whitespace()
+            .map(|s| match s.strip_prefix('6') {
+                Some(n) => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, n.parse().unwrap()], 80)),
+                None => SocketAddr::from(([10, 0, 0, s[1..].parse().unwrap()], 80)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn interleaves_starting_with_the_first_family() {
+        assert_eq!(
+            interleave(&addrs("61 62 63 41 42"), 1),
+            addrs("61 41 62 42 63")
+        );
+        assert_eq!(interleave(&addrs("41 42 43 61"), 1), addrs("41 61 42 43"));
+        assert_eq!(
+            interleave(&addrs("61 62 63 41 42"), 2),
+            addrs("61 62 41 63 42")
+        );
+        assert_eq!(interleave(&addrs("41 42"), 1), addrs("41 42"));
+        assert_eq!(interleave(&addrs("61 41 42 43"), 0), addrs("61 41 42 43"));
+        assert_eq!(interleave(&[], 1), Vec::new());
+    }
+
+    #[test]
+    fn dedup_keeps_first_place_and_filters_families() {
+        let mut list = addrs("61 41 61 42 41 62");
+        dedup_and_filter(&mut list, IpFamilies::Both);
+        assert_eq!(list, addrs("61 41 42 62"));
+        dedup_and_filter(&mut list, IpFamilies::V4Only);
+        assert_eq!(list, addrs("41 42"));
+        dedup_and_filter(&mut list, IpFamilies::V6Only);
+        assert!(list.is_empty());
+    }
+}

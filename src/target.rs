@@ -1,0 +1,572 @@
+//! What to connect to: parsing `host:port` strings and the other accepted forms.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// Longest host name accepted, in bytes, not counting a trailing dot (RFC 1035 §2.3.4).
+const MAX_NAME_LEN: usize = 253;
+/// Longest label of a host name, in bytes (RFC 1035 §2.3.4).
+const MAX_LABEL_LEN: usize = 63;
+/// Longest interface name accepted as an IPv6 zone id (Linux `IFNAMSIZ` less its NUL).
+const MAX_ZONE_LEN: usize = 15;
+
+/// A parsed connect target: a host name and port to resolve, or addresses to dial as they are.
+///
+/// Every `connect` method takes anything that implements [`IntoTarget`]; build a `Target`
+/// yourself to parse once and connect many times (cloning a `Target` is cheap).
+///
+/// # Examples
+///
+/// ```
+/// use connect_any::Target;
+///
+/// let target: Target = "example.com:443".parse().unwrap();
+/// assert_eq!(target.host(), Some("example.com"));
+/// assert_eq!(target.port(), Some(443));
+///
+/// let literal: Target = "[::1]:8080".parse().unwrap();
+/// assert_eq!(literal.addrs(), &["[::1]:8080".parse().unwrap()]);
+///
+/// assert!("example.com".parse::<Target>().is_err()); // no port
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    kind: Kind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A name for the resolver.
+    Name { name: Arc<str>, port: u16 },
+    /// One address, kept inline so that connecting to a `SocketAddr` allocates nothing here.
+    Addr(SocketAddr),
+    /// A pre-resolved list, tried in its order.
+    Addrs(Arc<[SocketAddr]>),
+}
+
+impl Target {
+    /// Parses `host:port`, `[v6]:port` (with an optional `%zone`) or `a.b.c.d:port`.
+    ///
+    /// # Errors
+    ///
+    /// A [`TargetError`] saying what is wrong with the input.
+    pub fn parse(input: &str) -> Result<Self, TargetError> {
+        check_common(input)?;
+        let (host, port) = split_host_port(input)?;
+        Self::from_host_port(host, parse_port(port)?)
+    }
+
+    /// Builds a target from a host (a name, an IP literal, or a bracketed IPv6 literal) and a
+    /// port.
+    ///
+    /// # Errors
+    ///
+    /// A [`TargetError`] for a malformed host or port 0.
+    pub fn from_host_port(host: &str, port: u16) -> Result<Self, TargetError> {
+        check_common(host)?;
+        if port == 0 {
+            return Err(TargetError::InvalidPort);
+        }
+        let bare = match host.strip_prefix('[') {
+            Some(rest) => rest
+                .strip_suffix(']')
+                .ok_or(TargetError::UnbalancedBrackets)?,
+            None if host.ends_with(']') => return Err(TargetError::UnbalancedBrackets),
+            None => host,
+        };
+        if bare.contains(':') {
+            return Ok(Self::from(SocketAddr::V6(parse_ipv6(bare, port)?)));
+        }
+        if bare.len() != host.len() {
+            return Err(TargetError::InvalidIpv6);
+        }
+        if let Ok(ip) = Ipv4Addr::from_str(bare) {
+            return Ok(Self::from(SocketAddr::from((ip, port))));
+        }
+        check_name(bare)?;
+        Ok(Self {
+            kind: Kind::Name {
+                name: Arc::from(bare),
+                port,
+            },
+        })
+    }
+
+    /// The host name to resolve, or `None` when the target is already addresses.
+    pub fn host(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Name { name, .. } => Some(name),
+            Kind::Addr(_) | Kind::Addrs(_) => None,
+        }
+    }
+
+    /// The name and port to resolve, or `None` when the target is already addresses.
+    pub(crate) fn name_and_port(&self) -> Option<(&str, u16)> {
+        match &self.kind {
+            Kind::Name { name, port } => Some((name, *port)),
+            Kind::Addr(_) | Kind::Addrs(_) => None,
+        }
+    }
+
+    /// The port of a host-name target, or of a single address.
+    pub fn port(&self) -> Option<u16> {
+        match &self.kind {
+            Kind::Name { port, .. } => Some(*port),
+            Kind::Addr(addr) => Some(addr.port()),
+            Kind::Addrs(_) => None,
+        }
+    }
+
+    /// The addresses this target names without resolution: empty for a host name.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        match &self.kind {
+            Kind::Name { .. } => &[],
+            Kind::Addr(addr) => std::slice::from_ref(addr),
+            Kind::Addrs(addrs) => addrs,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Name { name, port } => write!(f, "{name}:{port}"),
+            Kind::Addr(addr) => write!(f, "{addr}"),
+            Kind::Addrs(addrs) => match addrs.split_first() {
+                None => f.write_str("an empty address list"),
+                Some((first, [])) => write!(f, "{first}"),
+                Some((first, rest)) => write!(f, "{first} (+{} more)", rest.len()),
+            },
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = TargetError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        Self::parse(input)
+    }
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Self {
+        Self {
+            kind: Kind::Addr(addr),
+        }
+    }
+}
+
+impl From<&[SocketAddr]> for Target {
+    fn from(addrs: &[SocketAddr]) -> Self {
+        Self {
+            kind: Kind::Addrs(Arc::from(addrs)),
+        }
+    }
+}
+
+impl From<Vec<SocketAddr>> for Target {
+    fn from(addrs: Vec<SocketAddr>) -> Self {
+        Self {
+            kind: Kind::Addrs(Arc::from(addrs)),
+        }
+    }
+}
+
+/// Why a target could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// The input, or its host, is empty.
+    #[error("empty host")]
+    EmptyHost,
+    /// The input contains a NUL byte, which would silently cut the name short in C resolvers.
+    #[error("NUL byte in target")]
+    NulByte,
+    /// No `:port` follows the host.
+    #[error("missing port")]
+    MissingPort,
+    /// The port is not a decimal number from 1 to 65535.
+    #[error("port is not a number from 1 to 65535")]
+    InvalidPort,
+    /// A `[` without its `]`, or the other way round.
+    #[error("unbalanced brackets")]
+    UnbalancedBrackets,
+    /// An IPv6 literal followed by a port without brackets, such as `::1:80`.
+    #[error("IPv6 address with a port must be in brackets")]
+    UnbracketedIpv6,
+    /// The text in brackets is not an IPv6 address.
+    #[error("invalid IPv6 address")]
+    InvalidIpv6,
+    /// A host whose last label is numeric but which is not a dotted-quad IPv4 address.
+    #[error("invalid IPv4 address")]
+    InvalidIpv4,
+    /// The `%zone` of an IPv6 literal is neither an interface index nor a known interface.
+    #[error("invalid IPv6 zone id")]
+    InvalidZone,
+    /// A character that may not stand in a host name (names must be ASCII: use punycode).
+    #[error("invalid character {0:?} in host")]
+    InvalidCharacter(char),
+    /// Two dots in a row, or a leading dot.
+    #[error("empty label in host name")]
+    EmptyLabel,
+    /// A label starts or ends with a hyphen.
+    #[error("label starts or ends with a hyphen")]
+    HyphenAtLabelEdge,
+    /// A label longer than 63 bytes.
+    #[error("host name label longer than 63 bytes")]
+    LabelTooLong,
+    /// A name longer than 253 bytes.
+    #[error("host name longer than 253 bytes")]
+    NameTooLong,
+}
+
+/// Conversion into a [`Target`]: implemented for every form a `connect` method accepts.
+///
+/// - `"host:port"`, `"[v6]:port"`, `"a.b.c.d:port"` as `&str`, `String` or `&String`;
+/// - `(&str, u16)` and `(String, u16)`, where the host may be a name or an IP literal;
+/// - `(IpAddr, u16)`, `SocketAddr`, `SocketAddrV4`, `SocketAddrV6`;
+/// - a pre-resolved list, `Vec<SocketAddr>` or `&[SocketAddr]`, tried in the given order;
+/// - a [`Target`] or `&Target`.
+pub trait IntoTarget {
+    /// Parses or wraps `self`.
+    ///
+    /// # Errors
+    ///
+    /// A [`TargetError`] when `self` is not a valid target.
+    fn into_target(self) -> Result<Target, TargetError>;
+}
+
+impl IntoTarget for Target {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Ok(self)
+    }
+}
+
+impl IntoTarget for &Target {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoTarget for &str {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Target::parse(self)
+    }
+}
+
+impl IntoTarget for String {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Target::parse(&self)
+    }
+}
+
+impl IntoTarget for &String {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Target::parse(self)
+    }
+}
+
+impl IntoTarget for (&str, u16) {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Target::from_host_port(self.0, self.1)
+    }
+}
+
+impl IntoTarget for (String, u16) {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Target::from_host_port(&self.0, self.1)
+    }
+}
+
+impl IntoTarget for (IpAddr, u16) {
+    fn into_target(self) -> Result<Target, TargetError> {
+        SocketAddr::from(self).into_target()
+    }
+}
+
+impl IntoTarget for SocketAddr {
+    fn into_target(self) -> Result<Target, TargetError> {
+        if self.port() == 0 {
+            return Err(TargetError::InvalidPort);
+        }
+        Ok(Target::from(self))
+    }
+}
+
+impl IntoTarget for SocketAddrV4 {
+    fn into_target(self) -> Result<Target, TargetError> {
+        SocketAddr::V4(self).into_target()
+    }
+}
+
+impl IntoTarget for SocketAddrV6 {
+    fn into_target(self) -> Result<Target, TargetError> {
+        SocketAddr::V6(self).into_target()
+    }
+}
+
+impl IntoTarget for &[SocketAddr] {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Ok(Target::from(self))
+    }
+}
+
+impl IntoTarget for Vec<SocketAddr> {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Ok(Target::from(self))
+    }
+}
+
+fn check_common(input: &str) -> Result<(), TargetError> {
+    if input.is_empty() {
+        return Err(TargetError::EmptyHost);
+    }
+    if input.contains('\0') {
+        return Err(TargetError::NulByte);
+    }
+    Ok(())
+}
+
+/// Splits `host:port` or `[v6]:port`, leaving the brackets on the host.
+fn split_host_port(input: &str) -> Result<(&str, &str), TargetError> {
+    if input.starts_with('[') {
+        let close = input.find(']').ok_or(TargetError::UnbalancedBrackets)?;
+        let (host, rest) = input.split_at(close + 1);
+        return match rest.strip_prefix(':') {
+            Some(port) => Ok((host, port)),
+            None if rest.is_empty() => Err(TargetError::MissingPort),
+            None if rest.contains(']') => Err(TargetError::UnbalancedBrackets),
+            None => Err(TargetError::MissingPort),
+        };
+    }
+    let (host, port) = input.rsplit_once(':').ok_or(TargetError::MissingPort)?;
+    if host.contains(':') {
+        return Err(TargetError::UnbracketedIpv6);
+    }
+    if host.contains(['[', ']']) {
+        return Err(TargetError::UnbalancedBrackets);
+    }
+    if host.is_empty() {
+        return Err(TargetError::EmptyHost);
+    }
+    Ok((host, port))
+}
+
+fn parse_port(text: &str) -> Result<u16, TargetError> {
+    if text.is_empty() {
+        return Err(TargetError::MissingPort);
+    }
+    if text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TargetError::InvalidPort);
+    }
+    match text.parse::<u16>() {
+        Ok(0) | Err(_) => Err(TargetError::InvalidPort),
+        Ok(port) => Ok(port),
+    }
+}
+
+/// Parses an IPv6 literal without brackets, with an optional `%zone` (index or interface name).
+fn parse_ipv6(text: &str, port: u16) -> Result<SocketAddrV6, TargetError> {
+    let (ip, zone) = match text.split_once('%') {
+        Some((ip, zone)) => (ip, Some(zone)),
+        None => (text, None),
+    };
+    let ip = Ipv6Addr::from_str(ip).map_err(|_| TargetError::InvalidIpv6)?;
+    let scope_id = zone.map(parse_zone).transpose()?.unwrap_or(0);
+    Ok(SocketAddrV6::new(ip, port, 0, scope_id))
+}
+
+fn parse_zone(zone: &str) -> Result<u32, TargetError> {
+    if zone.is_empty() || zone.len() > MAX_ZONE_LEN {
+        return Err(TargetError::InvalidZone);
+    }
+    if zone.bytes().all(|b| b.is_ascii_digit()) {
+        return zone.parse().map_err(|_| TargetError::InvalidZone);
+    }
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if zone.starts_with('.') || !zone.bytes().all(safe) {
+        return Err(TargetError::InvalidZone);
+    }
+    interface_index(zone).ok_or(TargetError::InvalidZone)
+}
+
+/// Looks an interface name up in sysfs, which needs neither `unsafe` nor a libc binding.
+#[cfg(target_os = "linux")]
+fn interface_index(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).ok()?;
+    text.trim().parse().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn interface_index(_name: &str) -> Option<u32> {
+    None
+}
+
+/// Checks a host name against RFC 1123 rules, also allowing `_` which real internal names use.
+fn check_name(name: &str) -> Result<(), TargetError> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() {
+        return Err(TargetError::EmptyLabel);
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(TargetError::InvalidCharacter(bad));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(TargetError::NameTooLong);
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(TargetError::EmptyLabel);
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return Err(TargetError::LabelTooLong);
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(TargetError::HyphenAtLabelEdge);
+        }
+    }
+    // A numeric last label would make getaddrinfo read the name as a short-form IPv4 address
+    // (`127.1`, `0x7f.1`); only canonical dotted quads, parsed earlier, are taken as addresses.
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if last.bytes().all(|b| b.is_ascii_digit()) || is_hex_number(last) {
+        return Err(TargetError::InvalidIpv4);
+    }
+    Ok(())
+}
+
+fn is_hex_number(label: &str) -> bool {
+    label
+        .strip_prefix("0x")
+        .or_else(|| label.strip_prefix("0X"))
+        .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(host: &str, port: u16) -> Target {
+        Target {
+            kind: Kind::Name {
+                name: Arc::from(host),
+                port,
+            },
+        }
+    }
+
+    #[test]
+    fn parses_names_and_literals() {
+        assert_eq!(
+            Target::parse("example.com:443"),
+            Ok(name("example.com", 443))
+        );
+        assert_eq!(Target::parse("localhost:1"), Ok(name("localhost", 1)));
+        assert_eq!(
+            Target::parse("a_b.internal.:80"),
+            Ok(name("a_b.internal.", 80))
+        );
+        let v4: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        assert_eq!(Target::parse("10.0.0.1:80"), Ok(Target::from(v4)));
+        let v6: SocketAddr = "[2001:db8::1]:65535".parse().unwrap();
+        assert_eq!(Target::parse("[2001:db8::1]:65535"), Ok(Target::from(v6)));
+    }
+
+    #[test]
+    fn host_port_pairs_accept_bare_and_bracketed_v6() {
+        let expected = Target::from("[::1]:80".parse::<SocketAddr>().unwrap());
+        assert_eq!(("::1", 80).into_target(), Ok(expected.clone()));
+        assert_eq!(("[::1]", 80).into_target(), Ok(expected));
+        assert_eq!(("host", 0).into_target(), Err(TargetError::InvalidPort));
+        assert_eq!(("[host]", 1).into_target(), Err(TargetError::InvalidIpv6));
+        assert_eq!(
+            ("::1]", 1).into_target(),
+            Err(TargetError::UnbalancedBrackets)
+        );
+    }
+
+    #[test]
+    fn zone_ids_by_index_and_by_name() {
+        let target = Target::parse("[fe80::1%2]:80").unwrap();
+        match target.addrs() {
+            [SocketAddr::V6(addr)] => assert_eq!(addr.scope_id(), 2),
+            other => panic!("unexpected {other:?}"),
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let target = Target::parse("[fe80::1%lo]:80").unwrap();
+            let lo = interface_index("lo").expect("lo has an index");
+            match target.addrs() {
+                [SocketAddr::V6(addr)] => assert_eq!(addr.scope_id(), lo),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            Target::parse("[fe80::1%../x]:80"),
+            Err(TargetError::InvalidZone)
+        );
+        assert_eq!(
+            Target::parse("[fe80::1%]:80"),
+            Err(TargetError::InvalidZone)
+        );
+        assert_eq!(
+            Target::parse("[fe80::1%nosuchif0]:80"),
+            Err(TargetError::InvalidZone)
+        );
+    }
+
+    #[test]
+    fn names_follow_label_rules() {
+        assert_eq!(check_name(&"a".repeat(63)), Ok(()));
+        assert_eq!(check_name(&"a".repeat(64)), Err(TargetError::LabelTooLong));
+        let long = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        assert_eq!(long.len(), 253);
+        assert_eq!(check_name(&long), Ok(()));
+        assert_eq!(check_name(&format!("{long}.")), Ok(()));
+        assert_eq!(
+            check_name(&format!("{long}e")),
+            Err(TargetError::NameTooLong)
+        );
+        assert_eq!(check_name("a..b"), Err(TargetError::EmptyLabel));
+        assert_eq!(check_name("-a.b"), Err(TargetError::HyphenAtLabelEdge));
+        assert_eq!(check_name("héllo"), Err(TargetError::InvalidCharacter('é')));
+        assert_eq!(check_name("127.1"), Err(TargetError::InvalidIpv4));
+        assert_eq!(check_name("0x7f000001"), Err(TargetError::InvalidIpv4));
+        assert_eq!(check_name("1.2.example"), Ok(()));
+    }
+
+    #[test]
+    fn ports_are_decimal_1_to_65535() {
+        assert_eq!(parse_port("1"), Ok(1));
+        assert_eq!(parse_port("65535"), Ok(65535));
+        assert_eq!(parse_port("065535"), Err(TargetError::InvalidPort));
+        assert_eq!(parse_port("00080"), Ok(80));
+        assert_eq!(parse_port("0"), Err(TargetError::InvalidPort));
+        assert_eq!(parse_port("65536"), Err(TargetError::InvalidPort));
+        assert_eq!(parse_port("+80"), Err(TargetError::InvalidPort));
+        assert_eq!(parse_port(""), Err(TargetError::MissingPort));
+    }
+
+    #[test]
+    fn display_names_the_target() {
+        assert_eq!(name("example.com", 80).to_string(), "example.com:80");
+        let list: Vec<SocketAddr> =
+            vec!["[::1]:1".parse().unwrap(), "127.0.0.1:1".parse().unwrap()];
+        assert_eq!(Target::from(list).to_string(), "[::1]:1 (+1 more)");
+        assert_eq!(
+            Target::from(Vec::new()).to_string(),
+            "an empty address list"
+        );
+    }
+}
