@@ -1,0 +1,223 @@
+//! Test doubles shared by the integration tests: a scripted dialer, a fixed resolver, and
+//! loopback helpers (a real black hole, descriptor counts).
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use connect_any::{Resolve, Resolving};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+/// What a scripted address does when dialed.
+#[derive(Clone, Copy, Debug)]
+pub enum Step {
+    /// Connects after this long.
+    Connect(Duration),
+    /// Fails with this kind after this long.
+    Fail(Duration, io::ErrorKind),
+    /// Never answers.
+    Hang,
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `127.0.0.1:port` for IPv4 and `[::1]:port` for IPv6: scripted tests dial nothing, but even
+/// their addresses stay on loopback.
+pub fn v4(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+pub fn v6(port: u16) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))
+}
+
+/// A stream from the scripted dialer; counts itself among the live objects while it exists.
+#[derive(Debug)]
+pub struct FakeStream {
+    pub addr: SocketAddr,
+    _live: Live,
+}
+
+#[derive(Debug)]
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub type Dial = Pin<Box<dyn Future<Output = io::Result<FakeStream>> + Send>>;
+
+/// A dialer that plays a script per address and records when each attempt started.
+#[derive(Clone, Debug)]
+pub struct Script {
+    steps: Arc<HashMap<SocketAddr, Step>>,
+    began: Instant,
+    starts: Arc<Mutex<Vec<(SocketAddr, Duration)>>>,
+    /// Dial futures and fake streams still alive.
+    live: Arc<AtomicUsize>,
+}
+
+impl Script {
+    pub fn new(steps: &[(SocketAddr, Step)]) -> Self {
+        Self {
+            steps: Arc::new(steps.iter().copied().collect()),
+            began: Instant::now(),
+            starts: Arc::default(),
+            live: Arc::default(),
+        }
+    }
+
+    pub fn dialer(&self) -> impl FnMut(SocketAddr) -> Dial + use<> {
+        let script = self.clone();
+        move |addr| {
+            let step = script.steps.get(&addr).copied().unwrap_or(Step::Hang);
+            script
+                .starts
+                .lock()
+                .unwrap()
+                .push((addr, script.began.elapsed()));
+            let live = Live::new(&script.live);
+            let count = script.live.clone();
+            Box::pin(async move {
+                let _live = live;
+                match step {
+                    Step::Connect(after) => {
+                        tokio::time::sleep(after).await;
+                        Ok(FakeStream {
+                            addr,
+                            _live: Live::new(&count),
+                        })
+                    }
+                    Step::Fail(after, kind) => {
+                        tokio::time::sleep(after).await;
+                        Err(io::Error::new(kind, format!("scripted failure of {addr}")))
+                    }
+                    Step::Hang => std::future::pending().await,
+                }
+            })
+        }
+    }
+
+    /// Start times of every attempt, in start order.
+    pub fn starts(&self) -> Vec<(SocketAddr, Duration)> {
+        self.starts.lock().unwrap().clone()
+    }
+
+    pub fn start_times(&self) -> Vec<Duration> {
+        self.starts().into_iter().map(|(_, at)| at).collect()
+    }
+
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.began.elapsed()
+    }
+}
+
+/// A resolver with a fixed answer per name, and an optional delay. It returns the addresses as
+/// given, ports included, so that scripted tests can tell loopback addresses apart by port.
+#[derive(Debug, Default)]
+pub struct FixedResolver {
+    pub answers: HashMap<String, Vec<SocketAddr>>,
+    pub delay: Duration,
+    pub calls: AtomicUsize,
+}
+
+impl FixedResolver {
+    pub fn new(name: &str, addrs: &[SocketAddr]) -> Self {
+        let mut answers = HashMap::new();
+        answers.insert(name.to_owned(), addrs.to_vec());
+        Self {
+            answers,
+            ..Self::default()
+        }
+    }
+}
+
+impl Resolve for FixedResolver {
+    fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> Resolving<'a> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            match self.answers.get(host) {
+                Some(addrs) => Ok(addrs.clone()),
+                None => Err(io::Error::new(io::ErrorKind::NotFound, "no such host")),
+            }
+        })
+    }
+}
+
+/// A loopback address whose connects hang like a black-holed route: a listener with backlog 0
+/// whose accept queue is filled by one client that is never accepted, so Linux drops further
+/// SYNs. Keep it alive as long as the black hole is needed.
+#[derive(Debug)]
+pub struct BlackHole {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _filler: Vec<TcpStream>,
+}
+
+impl BlackHole {
+    pub async fn new(ip: &str) -> io::Result<Self> {
+        let addr: SocketAddr = SocketAddr::new(ip.parse().unwrap(), 0);
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(addr)?;
+        let listener = socket.listen(0)?;
+        let addr = listener.local_addr()?;
+        let mut filler = Vec::new();
+        // One queued connection fills a backlog-0 queue; allow for kernels that admit one more.
+        for _ in 0..2 {
+            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+                Ok(stream) => filler.push(stream?),
+                Err(_) => break,
+            }
+        }
+        Ok(Self {
+            addr,
+            _listener: listener,
+            _filler: filler,
+        })
+    }
+}
+
+/// Whether this machine can bind `[::1]`; IPv6-only tests skip with a message where it cannot.
+pub fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+/// The number of open descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// An address on loopback with no listener: connects are refused at once.
+pub fn refused_addr(ip: &str) -> SocketAddr {
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    listener.local_addr().unwrap()
+}

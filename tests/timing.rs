@@ -1,0 +1,405 @@
+//! The race's timing on tokio's paused clock, with a scripted dialer: exact virtual times.
+
+mod common;
+
+use std::io::ErrorKind;
+
+use common::{FixedResolver, Script, Step, ms, v4, v6};
+use connect_any::{ConnectError, Connector, Stage, Strategy};
+use tokio_util::sync::CancellationToken;
+
+fn happy() -> Connector {
+    Connector::new()
+}
+
+fn sequential() -> Connector {
+    Connector::new().strategy(Strategy::Sequential)
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_start_every_250_ms_and_the_first_to_connect_wins() {
+    let script = Script::new(&[
+        (v6(1), Step::Hang),
+        (v4(1), Step::Hang),
+        (v6(2), Step::Connect(ms(100))),
+    ]);
+    let won = happy()
+        .connect_with(vec![v6(1), v4(1), v6(2)], script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v6(2));
+    assert_eq!(script.start_times(), [ms(0), ms(250), ms(500)]);
+    assert_eq!(script.elapsed(), ms(600));
+    drop(won);
+    assert_eq!(script.live(), 0, "the two losers were dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_starts_the_next_attempt_at_once_and_restarts_the_delay() {
+    let script = Script::new(&[
+        (v6(1), Step::Fail(ms(40), ErrorKind::ConnectionRefused)),
+        (v4(1), Step::Hang),
+        (v6(2), Step::Connect(ms(10))),
+    ]);
+    let won = happy()
+        .connect_with(vec![v6(1), v4(1), v6(2)], script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v6(2));
+    assert_eq!(script.start_times(), [ms(0), ms(40), ms(290)]);
+    assert_eq!(script.elapsed(), ms(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_first_attempt_still_wins_if_it_connects_first() {
+    let script = Script::new(&[
+        (v6(1), Step::Connect(ms(300))),
+        (v4(1), Step::Connect(ms(100))),
+    ]);
+    let won = happy()
+        .connect_with(vec![v6(1), v4(1)], script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(
+        won.addr,
+        v6(1),
+        "starting attempt 2 must not abort attempt 1"
+    );
+    assert_eq!(script.start_times(), [ms(0), ms(250)]);
+    assert_eq!(script.elapsed(), ms(300));
+    drop(won);
+    assert_eq!(script.live(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attempt_delay_is_configurable() {
+    let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(5)))]);
+    let connector = happy().attempt_delay(ms(100));
+    connector
+        .connect_with(vec![v6(1), v4(1)], script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(script.start_times(), [ms(0), ms(100)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn resolved_addresses_interleave_by_family() {
+    let answer = [v6(1), v6(2), v6(3), v4(1), v4(2)];
+    let script = Script::new(&[]);
+    let connector = happy()
+        .resolver(FixedResolver::new("dual.test", &answer))
+        .timeout(Some(ms(2000)));
+    let error = connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        ConnectError::TimedOut {
+            stage: Stage::Connect,
+            ..
+        }
+    ));
+    let order: Vec<_> = script.starts().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(order, [v6(1), v4(1), v6(2), v4(2), v6(3)]);
+    assert_eq!(
+        script.start_times(),
+        [ms(0), ms(250), ms(500), ms(750), ms(1000)]
+    );
+
+    let script = Script::new(&[]);
+    let two_first = connector.first_family_count(2);
+    two_first
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap_err();
+    let order: Vec<_> = script.starts().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(order, [v6(1), v6(2), v4(1), v6(3), v4(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pre_resolved_list_is_tried_in_the_given_order() {
+    let list = vec![v4(1), v4(2), v6(1), v6(2)];
+    let script = Script::new(&[]);
+    let connector = happy().timeout(Some(ms(1000)));
+    connector
+        .connect_with(list.clone(), script.dialer())
+        .await
+        .unwrap_err();
+    let order: Vec<_> = script.starts().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(order, list);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sequential_tries_one_address_at_a_time_in_order() {
+    let answer = [v6(1), v6(2), v4(1)];
+    let script = Script::new(&[
+        (v6(1), Step::Fail(ms(100), ErrorKind::ConnectionRefused)),
+        (v6(2), Step::Fail(ms(700), ErrorKind::ConnectionReset)),
+        (v4(1), Step::Connect(ms(50))),
+    ]);
+    let connector = sequential().resolver(FixedResolver::new("seq.test", &answer));
+    let won = connector
+        .connect_with("seq.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v4(1));
+    let order: Vec<_> = script.starts().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(order, answer, "sequential keeps the resolver's order");
+    assert_eq!(script.start_times(), [ms(0), ms(100), ms(800)]);
+    assert_eq!(script.elapsed(), ms(850));
+}
+
+#[tokio::test(start_paused = true)]
+async fn sequential_moves_on_after_the_attempt_timeout() {
+    let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(20)))]);
+    let connector = sequential().attempt_timeout(Some(ms(2000)));
+    let won = connector
+        .connect_with(vec![v6(1), v4(1)], script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v4(1));
+    assert_eq!(script.start_times(), [ms(0), ms(2000)]);
+    assert_eq!(script.elapsed(), ms(2020));
+}
+
+#[tokio::test(start_paused = true)]
+async fn happy_eyeballs_attempt_timeout_aborts_only_the_attempt_that_ran_too_long() {
+    let list = vec![v6(1), v4(1), v6(2), v4(2)];
+    let script = Script::new(&[(v4(2), Step::Connect(ms(200)))]);
+    let connector = happy().attempt_timeout(Some(ms(300)));
+    let won = connector.connect_with(list, script.dialer()).await.unwrap();
+    assert_eq!(won.addr, v4(2));
+    // 0 and 250 by the delay; v6(1) times out at 300, which starts v6(2) at once; v4(1) times
+    // out at 550, which starts v4(2), which connects at 750.
+    assert_eq!(script.start_times(), [ms(0), ms(250), ms(300), ms(550)]);
+    assert_eq!(script.elapsed(), ms(750));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_overall_timeout_reports_every_attempt() {
+    let script = Script::new(&[(v6(1), Step::Fail(ms(100), ErrorKind::ConnectionRefused))]);
+    let connector = happy().timeout(Some(ms(1000)));
+    let error = connector
+        .connect_with(vec![v6(1), v4(1), v4(2)], script.dialer())
+        .await
+        .unwrap_err();
+    let ConnectError::TimedOut {
+        stage,
+        elapsed,
+        attempts,
+        ..
+    } = &error
+    else {
+        panic!("expected a timeout, got {error:?}");
+    };
+    assert_eq!((*stage, *elapsed), (Stage::Connect, ms(1000)));
+    let summary: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.addr(), a.started(), a.duration(), a.error().kind()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (v6(1), ms(0), ms(100), ErrorKind::ConnectionRefused),
+            (v4(1), ms(100), ms(900), ErrorKind::TimedOut),
+            (v4(2), ms(350), ms(650), ErrorKind::TimedOut),
+        ]
+    );
+    assert_eq!(std::io::Error::from(error).kind(), ErrorKind::TimedOut);
+    assert_eq!(script.live(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_overall_timeout_includes_resolution() {
+    let resolver = FixedResolver {
+        delay: ms(5000),
+        ..FixedResolver::new("slow.test", &[v4(1)])
+    };
+    let script = Script::new(&[]);
+    let connector = happy().resolver(resolver).timeout(Some(ms(3000)));
+    let error = connector
+        .connect_with("slow.test:1", script.dialer())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ConnectError::TimedOut { stage: Stage::Resolve, elapsed, .. } if elapsed == ms(3000)),
+        "{error:?}"
+    );
+    assert!(script.starts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_addresses() {
+    let list: Vec<_> = (1..=1000).map(v4).collect();
+    let mut steps: Vec<_> = list
+        .iter()
+        .map(|&a| (a, Step::Fail(ms(1), ErrorKind::ConnectionRefused)))
+        .collect();
+    steps[999].1 = Step::Connect(ms(1));
+    let script = Script::new(&steps);
+    let won = happy()
+        .connect_with(list.clone(), script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v4(1000));
+    let expected: Vec<_> = (0..1000).map(ms).collect();
+    assert_eq!(
+        script.start_times(),
+        expected,
+        "each failure starts the next at once"
+    );
+    assert_eq!(script.elapsed(), ms(1000));
+
+    // All hanging: one start every 250 ms, all 1,000 running at the end, then all cancelled.
+    let script = Script::new(&[]);
+    let connector = happy().timeout(Some(ms(250 * 1000)));
+    let error = connector
+        .connect_with(list, script.dialer())
+        .await
+        .unwrap_err();
+    assert_eq!(error.attempts().len(), 1000);
+    assert_eq!(error.attempts()[999].started(), ms(250 * 999));
+    assert_eq!(script.live(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_list_is_no_addresses_not_a_panic() {
+    let script = Script::new(&[]);
+    let error = happy()
+        .connect_with(Vec::new(), script.dialer())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ConnectError::NoAddresses { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.to_string(), "no addresses for an empty address list");
+
+    let empty = FixedResolver::new("empty.test", &[]);
+    let error = sequential()
+        .resolver(empty)
+        .connect_with("empty.test:1", script.dialer())
+        .await;
+    assert!(matches!(error, Err(ConnectError::NoAddresses { host, .. }) if host == "empty.test:1"));
+    assert!(script.starts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_attempt_starts_after_the_winner() {
+    let script = Script::new(&[(v6(1), Step::Connect(ms(260))), (v4(1), Step::Hang)]);
+    let list = vec![v6(1), v4(1), v6(2), v4(2)];
+    let won = happy().connect_with(list, script.dialer()).await.unwrap();
+    assert_eq!(won.addr, v6(1));
+    tokio::time::sleep(ms(5000)).await;
+    assert_eq!(script.start_times(), [ms(0), ms(250)]);
+    drop(won);
+    assert_eq!(script.live(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancellation_token_cancels_a_connect_in_progress() {
+    let token = CancellationToken::new();
+    let connector = happy().cancellation_token(Some(token.clone()));
+    let script = Script::new(&[]);
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(ms(400)).await;
+        token.cancel();
+    });
+    let error = connector
+        .connect_with(vec![v6(1), v4(1)], script.dialer())
+        .await
+        .unwrap_err();
+    canceller.await.unwrap();
+    let ConnectError::Cancelled { attempts, .. } = &error else {
+        panic!("expected cancellation, got {error:?}");
+    };
+    let summary: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.addr(), a.started(), a.duration()))
+        .collect();
+    assert_eq!(
+        summary,
+        [(v6(1), ms(0), ms(400)), (v4(1), ms(250), ms(150))]
+    );
+    assert_eq!(script.live(), 0);
+
+    // Already cancelled: returns at once without dialing.
+    let script = Script::new(&[]);
+    let error = connector
+        .connect_with(v4(1), script.dialer())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ConnectError::Cancelled { .. }));
+    assert!(script.starts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_future_cancels_every_attempt() {
+    let script = Script::new(&[]);
+    let connector = happy();
+    let connect = connector.connect_with(vec![v6(1), v4(1), v6(2)], script.dialer());
+    assert!(tokio::time::timeout(ms(300), connect).await.is_err());
+    assert_eq!(
+        script.live(),
+        0,
+        "every dial future was dropped with the connect"
+    );
+    tokio::time::sleep(ms(1000)).await;
+    assert_eq!(
+        script.start_times(),
+        [ms(0), ms(250)],
+        "nothing started after the drop"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_resolve_timeout_bounds_resolution_only() {
+    let resolver = FixedResolver {
+        delay: ms(800),
+        ..FixedResolver::new("slow.test", &[v4(1)])
+    };
+    let script = Script::new(&[(v4(1), Step::Connect(ms(900)))]);
+    let connector = happy().resolver(resolver).resolve_timeout(Some(ms(1000)));
+    let won = connector
+        .connect_with("slow.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(script.start_times(), [ms(800)]);
+    assert_eq!(
+        script.elapsed(),
+        ms(1700),
+        "the resolve timeout does not cover the attempts"
+    );
+    drop(won);
+
+    let connector = connector.resolve_timeout(Some(ms(500)));
+    let error = connector
+        .connect_with("slow.test:1", script.dialer())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ConnectError::TimedOut { stage: Stage::Resolve, elapsed, .. } if elapsed == ms(500))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn families_can_be_restricted() {
+    let answer = [v6(1), v4(1)];
+    let script = Script::new(&[(v6(1), Step::Connect(ms(1))), (v4(1), Step::Connect(ms(1)))]);
+    let connector = happy()
+        .resolver(FixedResolver::new("dual.test", &answer))
+        .ip_families(connect_any::IpFamilies::V4Only);
+    let won = connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v4(1));
+    let only_v6 = connector.ip_families(connect_any::IpFamilies::V6Only);
+    let error = only_v6
+        .connect_with(v4(2), script.dialer())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ConnectError::NoAddresses { .. }));
+    assert_eq!(script.starts().len(), 1);
+}
