@@ -42,6 +42,7 @@
 
 mod connector;
 mod error;
+mod history;
 mod race;
 mod resolve;
 mod socket;

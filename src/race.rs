@@ -85,6 +85,9 @@ impl Log {
 #[derive(Debug)]
 pub(crate) struct Won<S> {
     pub(crate) stream: S,
+    pub(crate) addr: SocketAddr,
+    /// How long the winning attempt took to connect.
+    pub(crate) took: Duration,
 }
 
 enum Event<S> {
@@ -200,6 +203,10 @@ where
             drop(attempt);
             tracing::debug!(addr = %self.log.records[loser].addr, "attempt cancelled");
         }
-        Won { stream }
+        Won {
+            stream,
+            addr: record.addr,
+            took,
+        }
     }
 }

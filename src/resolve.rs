@@ -111,6 +111,14 @@ pub(crate) fn interleave(addrs: &[SocketAddr], first_family_count: usize) -> Vec
     }
 }
 
+/// Moves `first` to the front, keeping the others' order; does nothing if it is not listed, so
+/// that a remembered address is tried only when the resolver returned it this time.
+pub(crate) fn promote(addrs: &mut [SocketAddr], first: SocketAddr) {
+    if let Some(position) = addrs.iter().position(|&a| a == first) {
+        addrs[..=position].rotate_right(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +146,19 @@ mod tests {
         assert_eq!(interleave(&addrs("41 42"), 1), addrs("41 42"));
         assert_eq!(interleave(&addrs("61 41 42 43"), 0), addrs("61 41 42 43"));
         assert_eq!(interleave(&[], 1), Vec::new());
+    }
+
+    #[test]
+    fn promote_moves_a_listed_address_to_the_front() {
+        let mut list = addrs("61 41 62 42");
+        promote(&mut list, addrs("42")[0]);
+        assert_eq!(list, addrs("42 61 41 62"));
+        promote(&mut list, addrs("43")[0]);
+        assert_eq!(
+            list,
+            addrs("42 61 41 62"),
+            "an address not returned is never added"
+        );
     }
 
     #[test]

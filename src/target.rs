@@ -103,7 +103,7 @@ impl Target {
     }
 
     /// The name and port to resolve, or `None` when the target is already addresses.
-    pub(crate) fn name_and_port(&self) -> Option<(&str, u16)> {
+    pub(crate) fn name_and_port(&self) -> Option<(&Arc<str>, u16)> {
         match &self.kind {
             Kind::Name { name, port } => Some((name, *port)),
             Kind::Addr(_) | Kind::Addrs(_) => None,

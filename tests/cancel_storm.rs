@@ -83,9 +83,11 @@ async fn a_thousand_cancelled_connects_leave_nothing_behind() {
         delay: Duration::from_millis(2),
         ..FixedResolver::new("storm.test", &[holes[0].addr, holes[1].addr, server.addr])
     };
+    // No winner memory: every connect must race through the black holes.
     let connector = Connector::new()
         .resolver(resolver)
-        .attempt_delay(Duration::from_millis(10));
+        .attempt_delay(Duration::from_millis(10))
+        .winner_memory(0, Duration::ZERO);
     let metrics = tokio::runtime::Handle::current().metrics();
     let (fds_before, tasks_before) = (open_fds(), metrics.num_alive_tasks());
 

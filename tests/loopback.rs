@@ -171,3 +171,39 @@ async fn losers_that_had_connected_are_closed() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_remembered_winner_skips_the_black_hole_on_later_connects() {
+    let (hole_ip, working_ip) = if has_ipv6_loopback() {
+        ("::1", "127.0.0.1")
+    } else {
+        ("127.0.0.2", "127.0.0.1")
+    };
+    let hole = BlackHole::new(hole_ip).await.unwrap();
+    let (_listener, working) = listener(working_ip).await;
+    let resolver = common::FixedResolver::new("upstream.test", &[hole.addr, working]);
+    let connector = Connector::new().resolver(resolver);
+
+    let began = Instant::now();
+    let stream = connector.connect("upstream.test:1").await.unwrap();
+    let first = began.elapsed();
+    assert_eq!(stream.peer_addr().unwrap(), working);
+    assert!(
+        first >= Duration::from_millis(240),
+        "first connect took {first:?}"
+    );
+
+    let mut later = Vec::new();
+    for _ in 0..20 {
+        let began = Instant::now();
+        let stream = connector.connect("upstream.test:1").await.unwrap();
+        later.push(began.elapsed());
+        assert_eq!(stream.peer_addr().unwrap(), working);
+    }
+    let slowest = later.iter().max().unwrap();
+    println!("winner memory: first connect {first:?}, the next 20 at most {slowest:?}");
+    assert!(
+        *slowest < Duration::from_millis(20),
+        "later connects: {later:?}"
+    );
+}

@@ -1,0 +1,319 @@
+//! Memory of what worked and the adaptive attempt delay, on the paused clock.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{Script, Step, ms, v4, v6};
+use connect_any::{Connector, Resolve, Resolving};
+
+/// A resolver whose answers a test can change between connects.
+#[derive(Debug, Default)]
+struct Answers(Mutex<HashMap<String, Vec<SocketAddr>>>);
+
+impl Answers {
+    fn with(entries: &[(&str, &[SocketAddr])]) -> std::sync::Arc<Self> {
+        let answers = Self::default();
+        for (name, addrs) in entries {
+            answers.set(name, addrs);
+        }
+        std::sync::Arc::new(answers)
+    }
+
+    fn set(&self, name: &str, addrs: &[SocketAddr]) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), addrs.to_vec());
+    }
+}
+
+#[derive(Debug)]
+struct Shared(std::sync::Arc<Answers>);
+
+impl Resolve for Shared {
+    fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> Resolving<'a> {
+        let answer = self
+            .0
+            .0
+            .lock()
+            .unwrap()
+            .get(host)
+            .cloned()
+            .unwrap_or_default();
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+fn first_start(script: &Script, from: usize) -> (SocketAddr, Duration) {
+    script.starts()[from]
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_remembered_winner_goes_first_and_pays_no_delay() {
+    let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
+    let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
+    let connector = Connector::new().resolver(Shared(answers));
+
+    let began = script.elapsed();
+    connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(
+        script.elapsed() - began,
+        ms(251),
+        "the first connect waits out the black hole"
+    );
+
+    let clone = connector.clone();
+    for _ in 0..3 {
+        let began = script.elapsed();
+        let starts_before = script.starts().len();
+        let won = clone
+            .connect_with("dual.test:1", script.dialer())
+            .await
+            .unwrap();
+        assert_eq!(won.addr, v4(1));
+        assert_eq!(
+            script.elapsed() - began,
+            ms(1),
+            "no attempt delay once remembered"
+        );
+        assert_eq!(
+            script.starts().len(),
+            starts_before + 1,
+            "one attempt, the remembered one"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_expires() {
+    let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
+    let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
+    let connector = Connector::new()
+        .resolver(Shared(answers))
+        .winner_memory(16, ms(60_000));
+    connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap();
+    tokio::time::sleep(ms(59_000)).await;
+    connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(
+        first_start(&script, 2).0,
+        v4(1),
+        "still remembered before the TTL"
+    );
+    tokio::time::sleep(ms(61_000)).await;
+    connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(
+        first_start(&script, 3).0,
+        v6(1),
+        "expired: the resolver's order again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_evicts_the_least_recently_used_host() {
+    let answers = Answers::with(&[("a.test", &[v6(1), v4(1)]), ("b.test", &[v6(2), v4(2)])]);
+    let script = Script::new(&[
+        (v6(1), Step::Hang),
+        (v4(1), Step::Connect(ms(1))),
+        (v6(2), Step::Hang),
+        (v4(2), Step::Connect(ms(1))),
+    ]);
+    let connector = Connector::new()
+        .resolver(Shared(answers))
+        .winner_memory(1, ms(60_000));
+    connector
+        .connect_with("a.test:1", script.dialer())
+        .await
+        .unwrap();
+    connector
+        .connect_with("b.test:1", script.dialer())
+        .await
+        .unwrap();
+    let seen = script.starts().len();
+    connector
+        .connect_with("b.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(first_start(&script, seen).0, v4(2), "b is remembered");
+    connector
+        .connect_with("a.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(
+        first_start(&script, seen + 1).0,
+        v6(1),
+        "a was evicted by b"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remembered_address_that_fails_is_forgotten_and_costs_no_delay() {
+    let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
+    let connector = Connector::new().resolver(Shared(answers));
+    let learn = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
+    connector
+        .connect_with("dual.test:1", learn.dialer())
+        .await
+        .unwrap();
+
+    let broken = Script::new(&[
+        (v4(1), Step::Fail(ms(5), ErrorKind::ConnectionRefused)),
+        (v6(1), Step::Fail(ms(5), ErrorKind::ConnectionRefused)),
+    ]);
+    let error = connector
+        .connect_with("dual.test:1", broken.dialer())
+        .await
+        .unwrap_err();
+    let tried: Vec<_> = error
+        .attempts()
+        .iter()
+        .map(|a| (a.addr(), a.started()))
+        .collect();
+    assert_eq!(
+        tried,
+        [(v4(1), ms(0)), (v6(1), ms(5))],
+        "the next attempt started at once"
+    );
+
+    let later = Script::new(&[(v6(1), Step::Connect(ms(1)))]);
+    connector
+        .connect_with("dual.test:1", later.dialer())
+        .await
+        .unwrap();
+    assert_eq!(
+        later.starts()[0].0,
+        v6(1),
+        "forgotten: the resolver's order again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_only_reorders_what_the_resolver_returned() {
+    let answers = Answers::with(&[("moving.test", &[v6(1), v4(1)])]);
+    let script = Script::new(&[
+        (v6(1), Step::Hang),
+        (v4(1), Step::Connect(ms(1))),
+        (v6(2), Step::Connect(ms(1))),
+    ]);
+    let connector = Connector::new().resolver(Shared(answers.clone()));
+    connector
+        .connect_with("moving.test:1", script.dialer())
+        .await
+        .unwrap();
+    answers.set("moving.test", &[v6(2)]);
+    connector
+        .connect_with("moving.test:1", script.dialer())
+        .await
+        .unwrap();
+    let tried: Vec<_> = script.starts().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        tried,
+        [v6(1), v4(1), v6(2)],
+        "the remembered v4(1) was not added back"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_can_be_turned_off() {
+    let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
+    let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
+    let connector = Connector::new()
+        .resolver(Shared(answers))
+        .winner_memory(0, ms(60_000));
+    connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap();
+    connector
+        .connect_with("dual.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(first_start(&script, 2), (v6(1), ms(251)));
+}
+
+/// `connects` connects of `took` each to `name`, whose only address connects after `took`.
+async fn warm_up(connector: &Connector, script_took: Duration, connects: usize) {
+    let script = Script::new(&[(v4(100), Step::Connect(script_took))]);
+    for _ in 0..connects {
+        connector
+            .connect_with(v4(100), script.dialer())
+            .await
+            .unwrap();
+    }
+}
+
+/// The delay before the second attempt to a new host whose first address is black-holed.
+async fn second_attempt_after(connector: &Connector) -> Duration {
+    let script = Script::new(&[(v6(7), Step::Hang), (v4(7), Step::Connect(ms(1)))]);
+    connector
+        .connect_with(vec![v6(7), v4(7)], script.dialer())
+        .await
+        .unwrap();
+    script.starts()[1].1
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_delay_follows_fast_connects() {
+    let connector = Connector::new().adaptive_delay(true);
+    assert_eq!(
+        second_attempt_after(&connector).await,
+        ms(250),
+        "no history yet"
+    );
+    warm_up(&connector, ms(1), 50).await;
+    let delay = second_attempt_after(&connector).await;
+    assert!(
+        delay >= ms(10) && delay <= ms(20),
+        "abandoned after {delay:?}"
+    );
+    assert_eq!(delay, ms(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_delay_stays_at_the_attempt_delay_for_slow_connects() {
+    let connector = Connector::new().adaptive_delay(true);
+    warm_up(&connector, ms(400), 50).await;
+    assert_eq!(second_attempt_after(&connector).await, ms(250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_slow_connects_raises_the_adaptive_delay_again() {
+    let connector = Connector::new().adaptive_delay(true);
+    warm_up(&connector, ms(1), 50).await;
+    assert_eq!(second_attempt_after(&connector).await, ms(10));
+    warm_up(&connector, ms(60), 5).await;
+    assert_eq!(
+        second_attempt_after(&connector).await,
+        ms(120),
+        "twice the 90th percentile"
+    );
+    warm_up(&connector, ms(400), 5).await;
+    assert_eq!(
+        second_attempt_after(&connector).await,
+        ms(250),
+        "never above attempt_delay"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_adaptive_delay_history_changes_nothing() {
+    let connector = Connector::new();
+    warm_up(&connector, ms(1), 50).await;
+    assert_eq!(second_attempt_after(&connector).await, ms(250));
+}
