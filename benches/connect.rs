@@ -1,47 +1,167 @@
-//! Time to connect on loopback: connect-any beside tokio's own `TcpStream::connect`.
+//! Time to connect, on loopback only.
 //!
-//! `cargo bench --bench connect`; criterion's report lands in `target/criterion/report/`.
+//! - `connect`: one connect to a healthy listener: tokio's `TcpStream::connect` (the floor)
+//!   beside `connect_any`, by IP literal and by the name `localhost`.
+//! - `race`: the race machinery alone, with an in-memory dialer, for 1, 2, 8 and 64 addresses.
+//! - `burst`: 1,000 concurrent connects to one listener, connect-any beside tokio.
+//!
+//! `cargo bench --bench connect`; criterion's report is `target/criterion/report/index.html`.
 
-use std::net::SocketAddr;
+use std::future::ready;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use tokio::net::{TcpListener, TcpStream};
+use connect_any::{Connector, connect_any};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
 
-/// A listener that accepts and drops every connection, so the backlog never fills.
-fn healthy_listener(rt: &Runtime) -> SocketAddr {
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Accepts and drops every connection on `addr`, with a backlog deep enough for a burst.
+fn serve(rt: &Runtime, addr: SocketAddr) -> io::Result<SocketAddr> {
     rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener: TcpListener = socket.listen(4096)?;
+        let addr = listener.local_addr()?;
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 drop(stream);
             }
         });
-        addr
+        Ok(addr)
     })
 }
 
+/// A healthy listener on 127.0.0.1, and on [::1] at the same port where the machine has it, so
+/// that `localhost` works whichever address the resolver puts first.
+fn healthy_localhost(rt: &Runtime) -> SocketAddr {
+    let v4 = serve(rt, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    if let Err(error) = serve(rt, SocketAddr::from((Ipv6Addr::LOCALHOST, v4.port()))) {
+        eprintln!("no [::1] listener ({error}); localhost benches use IPv4 only");
+    }
+    v4
+}
+
 fn connect(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let addr = healthy_listener(&rt);
+    let rt = runtime();
+    let addr = healthy_localhost(&rt);
+    let name = format!("localhost:{}", addr.port());
     let mut group = c.benchmark_group("connect");
-    group.measurement_time(Duration::from_secs(3));
+    group.measurement_time(Duration::from_secs(4));
     group.bench_function("tokio TcpStream::connect(SocketAddr)", |b| {
         b.to_async(&rt)
             .iter(|| async { TcpStream::connect(addr).await.unwrap() })
     });
     group.bench_function("connect_any(SocketAddr)", |b| {
         b.to_async(&rt)
-            .iter(|| async { connect_any::connect_any(addr).await.unwrap() })
+            .iter(|| async { connect_any(addr).await.unwrap() })
+    });
+    group.bench_function("tokio TcpStream::connect(\"localhost:P\")", |b| {
+        b.to_async(&rt)
+            .iter(|| async { TcpStream::connect(name.as_str()).await.unwrap() })
+    });
+    group.bench_function("connect_any(\"localhost:P\")", |b| {
+        b.to_async(&rt)
+            .iter(|| async { connect_any(name.as_str()).await.unwrap() })
     });
     group.finish();
 }
 
-criterion_group!(benches, connect);
+fn race(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let connector = Connector::new();
+    let mut group = c.benchmark_group("race");
+    for count in [1u16, 2, 8, 64] {
+        let addrs: Vec<SocketAddr> = (1..=count)
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .collect();
+        let last = addrs[addrs.len() - 1];
+        group.bench_with_input(
+            BenchmarkId::new("first connects", count),
+            &addrs,
+            |b, addrs| {
+                b.to_async(&rt).iter(|| async {
+                    connector
+                        .connect_with(addrs.as_slice(), |addr| ready(Ok(addr)))
+                        .await
+                        .unwrap()
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("all but last fail", count),
+            &addrs,
+            |b, addrs| {
+                b.to_async(&rt).iter(|| async {
+                    let dial = |addr| {
+                        ready(if addr == last {
+                            Ok(addr)
+                        } else {
+                            Err(io::ErrorKind::ConnectionRefused.into())
+                        })
+                    };
+                    connector
+                        .connect_with(addrs.as_slice(), dial)
+                        .await
+                        .unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+const BURST: usize = 1000;
+
+fn burst(c: &mut Criterion) {
+    let rt = runtime();
+    let addr = serve(&rt, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    let mut group = c.benchmark_group("burst");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("1000 x tokio TcpStream::connect", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut all = JoinSet::new();
+            for _ in 0..BURST {
+                all.spawn(TcpStream::connect(addr));
+            }
+            while let Some(done) = all.join_next().await {
+                done.unwrap().unwrap();
+            }
+        })
+    });
+    group.bench_function("1000 x connect_any", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut all = JoinSet::new();
+            for _ in 0..BURST {
+                all.spawn(connect_any(addr));
+            }
+            while let Some(done) = all.join_next().await {
+                done.unwrap().unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, connect, race, burst);
 criterion_main!(benches);

@@ -92,8 +92,7 @@ pub(crate) struct Won<S> {
 
 enum Event<S> {
     Finished(usize, io::Result<S>),
-    StaggerElapsed,
-    OldestTimedOut,
+    TimerFired,
 }
 
 /// Dials `addrs` in order and returns the first stream to connect, or `None` once every
@@ -116,13 +115,15 @@ where
     let mut race = Race {
         pending: addrs.iter(),
         running: Vec::new(),
+        next_start: None,
         pace,
         dial,
         log,
     };
-    let mut stagger = pin!(sleep_until(Instant::now()));
-    let mut oldest_deadline = pin!(sleep_until(Instant::now()));
-    race.start_next(stagger.as_mut());
+    // One timer serves both the stagger and the attempt timeout. It is created only when
+    // needed, so a single-address connect without attempt timeout never touches the timer wheel.
+    let mut timer: Pin<&mut Option<Sleep>> = pin!(None);
+    race.start_next();
     while !race.running.is_empty() {
         let event = poll_fn(|cx| {
             for (position, (_, attempt)) in race.running.iter_mut().enumerate() {
@@ -130,20 +131,18 @@ where
                     return Poll::Ready(Event::Finished(position, result));
                 }
             }
-            let more = !race.pending.as_slice().is_empty();
-            if more && pace.stagger.is_some() && stagger.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::StaggerElapsed);
+            let Some(due) = race.next_due() else {
+                return Poll::Pending;
+            };
+            match timer.as_mut().as_pin_mut() {
+                Some(sleep) if sleep.deadline() == due => {}
+                Some(sleep) => sleep.reset(due),
+                None => timer.set(Some(sleep_until(due))),
             }
-            if let Some(limit) = pace.attempt_timeout {
-                let deadline = race.log.records[race.running[0].0].started + limit;
-                if oldest_deadline.deadline() != deadline {
-                    oldest_deadline.as_mut().reset(deadline);
-                }
-                if oldest_deadline.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::OldestTimedOut);
-                }
+            match timer.as_mut().as_pin_mut().map(|sleep| sleep.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Event::TimerFired),
+                _ => Poll::Pending,
             }
-            Poll::Pending
         })
         .await;
         match event {
@@ -151,17 +150,9 @@ where
             Event::Finished(position, Err(error)) => {
                 let (index, _) = race.running.remove(position);
                 race.log.fail(index, error);
-                race.start_next(stagger.as_mut());
+                race.start_next();
             }
-            Event::OldestTimedOut => {
-                let (index, _) = race.running.remove(0);
-                let limit = pace.attempt_timeout.unwrap_or_default();
-                let message = format!("attempt timed out after {limit:?}");
-                race.log
-                    .fail(index, io::Error::new(io::ErrorKind::TimedOut, message));
-                race.start_next(stagger.as_mut());
-            }
-            Event::StaggerElapsed => race.start_next(stagger.as_mut()),
+            Event::TimerFired => race.on_timer(),
         }
     }
     None
@@ -171,6 +162,8 @@ struct Race<'a, D, Fut> {
     pending: std::slice::Iter<'a, SocketAddr>,
     /// Running attempts in start order: (index into the log, the dial future).
     running: Vec<(usize, Pin<Box<Fut>>)>,
+    /// When the stagger starts the next attempt, if one is left to start.
+    next_start: Option<Instant>,
     pace: Pace,
     dial: &'a mut D,
     log: &'a mut Log,
@@ -181,15 +174,52 @@ where
     D: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<S>>,
 {
-    fn start_next(&mut self, stagger: Pin<&mut Sleep>) {
+    fn start_next(&mut self) {
         let Some(&addr) = self.pending.next() else {
+            self.next_start = None;
             return;
         };
         let index = self.log.start(addr);
         tracing::debug!(%addr, elapsed = ?self.log.began.elapsed(), "attempt started");
         self.running.push((index, Box::pin((self.dial)(addr))));
-        if let Some(delay) = self.pace.stagger {
-            stagger.reset(Instant::now() + delay);
+        let more = !self.pending.as_slice().is_empty();
+        self.next_start = match self.pace.stagger {
+            Some(delay) if more => Some(self.log.records[index].started + delay),
+            _ => None,
+        };
+    }
+
+    /// When the oldest running attempt runs out of time, if attempts have a limit.
+    fn oldest_deadline(&self) -> Option<Instant> {
+        let limit = self.pace.attempt_timeout?;
+        let &(oldest, _) = self.running.first()?;
+        Some(self.log.records[oldest].started + limit)
+    }
+
+    /// The next moment the timer must wake the race.
+    fn next_due(&self) -> Option<Instant> {
+        match (self.next_start, self.oldest_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Times out the oldest attempt if its time is up (which starts the next one at once), or
+    /// else starts the next attempt because the stagger has passed.
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self
+            .oldest_deadline()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            let (index, _) = self.running.remove(0);
+            let limit = self.pace.attempt_timeout.unwrap_or_default();
+            let message = format!("attempt timed out after {limit:?}");
+            self.log
+                .fail(index, io::Error::new(io::ErrorKind::TimedOut, message));
+            self.start_next();
+        } else if self.next_start.is_some_and(|at| at <= now) {
+            self.start_next();
         }
     }
 

@@ -1,5 +1,6 @@
 //! Resolution and address ordering: lookup, de-duplication, family filter, interleaving.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -75,9 +76,17 @@ impl Resolve for SystemResolver {
     }
 }
 
+/// Lists longer than this are de-duplicated with a hash set rather than by scanning.
+const SCAN_LIMIT: usize = 16;
+
 /// Drops repeated addresses and those of a family not allowed, keeping the first occurrence's
 /// place.
 pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies) {
+    if addrs.len() > SCAN_LIMIT {
+        let mut seen = HashSet::with_capacity(addrs.len());
+        addrs.retain(|addr| families.allows(addr) && seen.insert(*addr));
+        return;
+    }
     let mut kept = 0;
     for i in 0..addrs.len() {
         let addr = addrs[i];
@@ -168,6 +177,20 @@ mod tests {
         assert_eq!(list, addrs("61 41 42 62"));
         dedup_and_filter(&mut list, IpFamilies::V4Only);
         assert_eq!(list, addrs("41 42"));
+        dedup_and_filter(&mut list, IpFamilies::V6Only);
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn long_lists_dedup_the_same_way() {
+        let mut list: Vec<_> = (0..100u16)
+            .map(|n| SocketAddr::from(([127, 0, 0, 1], n % 40)))
+            .collect();
+        dedup_and_filter(&mut list, IpFamilies::Both);
+        let expected: Vec<_> = (0..40u16)
+            .map(|n| SocketAddr::from(([127, 0, 0, 1], n)))
+            .collect();
+        assert_eq!(list, expected);
         dedup_and_filter(&mut list, IpFamilies::V6Only);
         assert!(list.is_empty());
     }

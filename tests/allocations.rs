@@ -1,0 +1,104 @@
+//! Heap allocations and future size of one `connect_any(SocketAddr)` on the healthy path,
+//! counted by a global allocator that counts only on the thread that asks it to.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use connect_any::{Connector, connect_any};
+use tokio::net::TcpListener;
+
+/// Measured on Linux with tokio 1.54 (see BENCHMARKS.md): the attempt log, the running-attempt
+/// list, the boxed attempt future, and tokio's registration of the socket with its I/O driver.
+const MAX_ALLOCATIONS: usize = 4;
+/// Bytes of the future `connect_any(SocketAddr)` returns: 1,392 measured, with some room.
+const MAX_FUTURE_BYTES: usize = 1536;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above, which is the system allocator's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocations and bytes made on this thread while `f` runs.
+async fn counted<T>(f: impl Future<Output = T>) -> (T, usize, usize) {
+    let (count, bytes) = (
+        ALLOCATIONS.load(Ordering::SeqCst),
+        BYTES.load(Ordering::SeqCst),
+    );
+    COUNTING.with(|c| c.set(true));
+    let output = f.await;
+    COUNTING.with(|c| c.set(false));
+    let count = ALLOCATIONS.load(Ordering::SeqCst) - count;
+    (output, count, BYTES.load(Ordering::SeqCst) - bytes)
+}
+
+#[test]
+fn a_healthy_connect_allocates_little_and_spawns_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        // Warm up: the default connector and the runtime's lazily built parts.
+        drop(connect_any(addr).await.unwrap());
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+
+        let mut worst = 0;
+        for _ in 0..50 {
+            let (stream, allocations, bytes) = counted(connect_any(addr)).await;
+            drop(stream.unwrap());
+            drop(listener.accept().await.unwrap());
+            worst = worst.max(allocations);
+            println!("connect_any(SocketAddr): {allocations} allocations, {bytes} bytes");
+        }
+        assert!(
+            worst <= MAX_ALLOCATIONS,
+            "{worst} allocations, documented at most {MAX_ALLOCATIONS}"
+        );
+        let alive = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert_eq!(alive, tasks, "no task spawned per connect");
+
+        let future = connect_any(addr);
+        let size = std::mem::size_of_val(&future);
+        drop(future);
+        let connector = Connector::new();
+        let configured = connector.connect(addr);
+        let configured_size = std::mem::size_of_val(&configured);
+        drop(configured);
+        let tokio_size = std::mem::size_of_val(&tokio::net::TcpStream::connect(addr));
+        println!(
+            "future sizes: connect_any {size} bytes, Connector::connect {configured_size} bytes, \
+             tokio TcpStream::connect {tokio_size} bytes"
+        );
+        assert!(size <= MAX_FUTURE_BYTES, "connect future is {size} bytes");
+    });
+}
