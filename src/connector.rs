@@ -1,5 +1,6 @@
 //! The reusable [`Connector`]: settings, and the connect pipeline from target to winner.
 
+use std::borrow::Cow;
 use std::future::{Future, pending};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -13,8 +14,11 @@ use tracing::Instrument;
 
 use crate::error::{Attempts, ConnectError, Stage};
 use crate::history::{ConnectTimes, HostKey, WinnerMemory};
+use crate::policy::AddressPolicy;
 use crate::race::{Log, Pace, Won, race};
-use crate::resolve::{IpFamilies, Resolve, SystemResolver, dedup_and_filter, interleave, promote};
+use crate::resolve::{
+    IpFamilies, Overrides, Resolve, SystemResolver, dedup_and_filter, interleave, promote,
+};
 use crate::socket::SocketOptions;
 use crate::target::{IntoTarget, Target};
 
@@ -82,6 +86,8 @@ struct Settings {
     memory: Arc<WinnerMemory>,
     adaptive_delay: bool,
     connect_times: Arc<ConnectTimes>,
+    overrides: Overrides,
+    policy: AddressPolicy,
 }
 
 impl Default for Settings {
@@ -103,6 +109,8 @@ impl Default for Settings {
             )),
             adaptive_delay: false,
             connect_times: Arc::default(),
+            overrides: Overrides::default(),
+            policy: AddressPolicy::allow_all(),
         }
     }
 }
@@ -170,6 +178,36 @@ impl Connector {
     /// [`SystemResolver`] (`getaddrinfo`).
     pub fn resolver(self, resolver: impl Resolve) -> Self {
         self.with(|s| s.resolver = Arc::new(resolver))
+    }
+
+    /// Answers `host` with `addrs` instead of asking the resolver, like curl's `--resolve`:
+    /// that name never reaches DNS, and its addresses are raced in the given order (no
+    /// interleaving, no winner memory). `port` limits the override to one port; `None` applies
+    /// it to any port. An address given with port 0 takes the target's port. Host names match
+    /// without regard to case or a trailing dot. Default is no overrides.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use connect_any::Connector;
+    ///
+    /// let canary: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    /// let connector = Connector::new().resolve_override("api.example.com", None, [canary]);
+    /// # drop(connector);
+    /// ```
+    pub fn resolve_override(
+        self,
+        host: &str,
+        port: Option<u16>,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+    ) -> Self {
+        let addrs: Arc<[SocketAddr]> = addrs.into_iter().collect();
+        self.with(|s| s.overrides.set(host, port, addrs))
+    }
+
+    /// Which resolved addresses may be dialed at all; see [`AddressPolicy`]. It also applies to
+    /// IP literals, address lists and overrides. Default is [`AddressPolicy::allow_all`].
+    pub fn address_policy(self, policy: AddressPolicy) -> Self {
+        self.with(|s| s.policy = policy)
     }
 
     /// Sets `TCP_NODELAY` (`setsockopt(IPPROTO_TCP, TCP_NODELAY)`) on each socket before it
@@ -306,31 +344,9 @@ impl Connector {
         let key: Option<HostKey> = target
             .name_and_port()
             .map(|(name, port)| (name.clone(), port));
-        let owned;
-        let mut remembered = None;
-        let addrs = match (&key, target.addrs()) {
-            (Some(key), _) => {
-                let mut resolved = self.resolve(target, key, began, deadline).await?;
-                remembered = settings.memory.recall(key);
-                if let Some(addr) = remembered {
-                    promote(&mut resolved, addr);
-                }
-                owned = resolved;
-                &owned[..]
-            }
-            (None, [one]) if settings.families.allows(one) => target.addrs(),
-            (None, listed) => {
-                let mut listed = listed.to_vec();
-                dedup_and_filter(&mut listed, settings.families);
-                owned = listed;
-                &owned[..]
-            }
-        };
-        if addrs.is_empty() {
-            return Err(ConnectError::NoAddresses {
-                host: target.to_string(),
-            });
-        }
+        let (addrs, remembered) = self
+            .addresses(target, key.as_ref(), began, deadline)
+            .await?;
         let mut log = Log::new(began);
         let key_ref = key.as_ref();
         let mut dial = |addr| {
@@ -347,7 +363,7 @@ impl Connector {
             }
         };
         let outcome = bounded(
-            race(addrs, self.pace(), &mut dial, &mut log),
+            race(&addrs, self.pace(), &mut dial, &mut log),
             deadline,
             settings.cancel.as_ref(),
         );
@@ -378,6 +394,62 @@ impl Connector {
                 attempts: log.finish(|| io::Error::new(io::ErrorKind::Interrupted, "cancelled")),
             }),
         }
+    }
+
+    /// The addresses to race, in order, and the remembered winner among them: an override's
+    /// or the resolver's answer for a name, the target's own addresses otherwise; filtered by
+    /// family and by the address policy.
+    async fn addresses<'t>(
+        &self,
+        target: &'t Target,
+        key: Option<&HostKey>,
+        began: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<(Cow<'t, [SocketAddr]>, Option<SocketAddr>), ConnectError> {
+        let settings = &*self.settings;
+        let mut remembered = None;
+        let addrs = match (key, target.addrs()) {
+            (Some(key), _) => match settings.overrides.find(&key.0, key.1) {
+                Some(mut given) => {
+                    dedup_and_filter(&mut given, settings.families);
+                    Cow::Owned(given)
+                }
+                None => {
+                    let mut resolved = self.resolve(target, key, began, deadline).await?;
+                    remembered = settings.memory.recall(key);
+                    if let Some(addr) = remembered {
+                        promote(&mut resolved, addr);
+                    }
+                    Cow::Owned(resolved)
+                }
+            },
+            (None, [one]) if settings.families.allows(one) => Cow::Borrowed(target.addrs()),
+            (None, listed) => {
+                let mut listed = listed.to_vec();
+                dedup_and_filter(&mut listed, settings.families);
+                Cow::Owned(listed)
+            }
+        };
+        if addrs.is_empty() {
+            return Err(ConnectError::NoAddresses {
+                host: target.to_string(),
+            });
+        }
+        if settings.policy.allows_all() {
+            return Ok((addrs, remembered));
+        }
+        let (allowed, refused): (Vec<_>, Vec<_>) =
+            addrs.iter().partition(|addr| settings.policy.allows(addr));
+        if allowed.is_empty() {
+            return Err(ConnectError::Denied {
+                host: target.to_string(),
+                refused,
+            });
+        }
+        if !refused.is_empty() {
+            tracing::debug!(?refused, "addresses denied by the address policy");
+        }
+        Ok((Cow::Owned(allowed), remembered))
     }
 
     /// How this connect's attempts are paced.

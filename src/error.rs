@@ -66,6 +66,16 @@ pub enum ConnectError {
         attempts: Attempts,
     },
 
+    /// The address policy refused every address; none was dialed.
+    #[error("every address of {host} is denied by the address policy")]
+    #[non_exhaustive]
+    Denied {
+        /// The target.
+        host: String,
+        /// The addresses refused, in the order they would have been tried.
+        refused: Vec<SocketAddr>,
+    },
+
     /// The connector's cancellation token was cancelled.
     #[error("connect to {host} cancelled")]
     #[non_exhaustive]
@@ -222,7 +232,8 @@ impl ConnectError {
             | ConnectError::Cancelled { attempts, .. } => attempts,
             ConnectError::InvalidTarget(_)
             | ConnectError::Resolve { .. }
-            | ConnectError::NoAddresses { .. } => &[],
+            | ConnectError::NoAddresses { .. }
+            | ConnectError::Denied { .. } => &[],
         }
     }
 
@@ -232,6 +243,7 @@ impl ConnectError {
             ConnectError::InvalidTarget(_) => None,
             ConnectError::Resolve { host, .. }
             | ConnectError::NoAddresses { host }
+            | ConnectError::Denied { host, .. }
             | ConnectError::AllAttemptsFailed { host, .. }
             | ConnectError::TimedOut { host, .. }
             | ConnectError::Cancelled { host, .. } => Some(host),
@@ -268,7 +280,8 @@ impl From<TargetError> for ConnectError {
 
 impl From<ConnectError> for io::Error {
     /// Keeps the `ConnectError` as the inner error, under the fitting kind: `InvalidInput` for
-    /// a bad target, `NotFound` when no address is left, `TimedOut`, `ConnectionRefused` when
+    /// a bad target, `NotFound` when no address is left, `PermissionDenied` when the address
+    /// policy refused them all, `TimedOut`, `ConnectionRefused` when
     /// every attempt was refused, otherwise the most relevant attempt's kind, and `Other` for
     /// a cancelled connect (not `Interrupted`, which callers retry).
     fn from(error: ConnectError) -> Self {
@@ -276,6 +289,7 @@ impl From<ConnectError> for io::Error {
             ConnectError::InvalidTarget(_) => ErrorKind::InvalidInput,
             ConnectError::Resolve { source, .. } => source.kind(),
             ConnectError::NoAddresses { .. } => ErrorKind::NotFound,
+            ConnectError::Denied { .. } => ErrorKind::PermissionDenied,
             ConnectError::TimedOut { .. } => ErrorKind::TimedOut,
             ConnectError::Cancelled { .. } => ErrorKind::Other,
             ConnectError::AllAttemptsFailed { .. } => error
@@ -350,6 +364,11 @@ mod tests {
             attempts: Attempts::default(),
         };
         assert_eq!(kind(timed_out), ErrorKind::TimedOut);
+        let denied = ConnectError::Denied {
+            host: host.clone(),
+            refused: vec![SocketAddr::from(([127, 0, 0, 1], 1))],
+        };
+        assert_eq!(kind(denied), ErrorKind::PermissionDenied);
         let cancelled = ConnectError::Cancelled {
             host,
             attempts: Attempts::default(),

@@ -43,6 +43,9 @@
 mod connector;
 mod error;
 mod history;
+#[cfg(feature = "hyper")]
+mod hyper;
+mod policy;
 mod race;
 mod resolve;
 mod socket;
@@ -50,6 +53,9 @@ mod target;
 
 pub use connector::{Connector, Strategy};
 pub use error::{Attempt, Attempts, ConnectError, Stage};
+#[cfg(feature = "hyper")]
+pub use hyper::{Connecting, HyperConnector};
+pub use policy::{AddressPolicy, is_public};
 pub use resolve::{IpFamilies, Resolve, Resolving, SystemResolver};
 pub use target::{IntoTarget, Target, TargetError};
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// Which address families a connector dials.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -74,6 +75,57 @@ impl Resolve for SystemResolver {
     fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
         Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
     }
+}
+
+/// Fixed answers for given names, like curl's `--resolve`: checked before the resolver.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Overrides(Vec<Override>);
+
+#[derive(Clone, Debug)]
+struct Override {
+    host: Box<str>,
+    port: Option<u16>,
+    addrs: Arc<[SocketAddr]>,
+}
+
+impl Overrides {
+    /// Adds or replaces the override for `host` and `port` (`None`: any port).
+    pub(crate) fn set(&mut self, host: &str, port: Option<u16>, addrs: Arc<[SocketAddr]>) {
+        let host = normalize(host);
+        self.0
+            .retain(|o| !(same_host(&o.host, host) && o.port == port));
+        self.0.push(Override {
+            host: host.into(),
+            port,
+            addrs,
+        });
+    }
+
+    /// The overriding addresses for `host` and `port`, an exact port before "any port"; an
+    /// address given with port 0 takes `port`.
+    pub(crate) fn find(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        let host = normalize(host);
+        let matching = |wanted: Option<u16>| {
+            self.0
+                .iter()
+                .find(|o| o.port == wanted && same_host(&o.host, host))
+        };
+        let found = matching(Some(port)).or_else(|| matching(None))?;
+        let with_port = |addr: &SocketAddr| match addr.port() {
+            0 => SocketAddr::new(addr.ip(), port),
+            _ => *addr,
+        };
+        Some(found.addrs.iter().map(with_port).collect())
+    }
+}
+
+/// Host names compare without case and without a trailing dot.
+fn normalize(host: &str) -> &str {
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
 /// Lists longer than this are de-duplicated with a hash set rather than by scanning.
@@ -179,6 +231,27 @@ mod tests {
         assert_eq!(list, addrs("41 42"));
         dedup_and_filter(&mut list, IpFamilies::V6Only);
         assert!(list.is_empty());
+    }
+
+    #[test]
+    fn overrides_match_exact_port_first_then_any() {
+        let mut overrides = Overrides::default();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let exact: SocketAddr = "127.0.0.2:9000".parse().unwrap();
+        overrides.set("Upstream.test.", None, Arc::from([any]));
+        overrides.set("upstream.test", Some(443), Arc::from([exact]));
+        assert_eq!(overrides.find("UPSTREAM.test", 443), Some(vec![exact]));
+        let any_port = overrides.find("upstream.test", 80).unwrap();
+        assert_eq!(
+            any_port,
+            vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(overrides.find("other.test", 80), None);
+        overrides.set("upstream.test", Some(443), Arc::from([any]));
+        assert_eq!(
+            overrides.find("upstream.test", 443),
+            Some(vec!["127.0.0.1:443".parse().unwrap()])
+        );
     }
 
     #[test]

@@ -221,6 +221,10 @@ pub enum TargetError {
     /// A name longer than 253 bytes.
     #[error("host name longer than 253 bytes")]
     NameTooLong,
+    /// A URI with neither a port nor a scheme whose default port is known (`http`, `https`,
+    /// `ws`, `wss`).
+    #[error("URI has no port and no scheme with a default port")]
+    UnknownScheme,
 }
 
 /// Conversion into a [`Target`]: implemented for every form a `connect` method accepts.

@@ -1,0 +1,253 @@
+//! The address policy: which resolved addresses may be dialed at all (an SSRF guard).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+/// Decides, after resolution and before any attempt, which addresses may be dialed.
+///
+/// The check runs on the addresses actually dialed, so a DNS answer that changes between a
+/// caller's own check and the connect (DNS rebinding) cannot slip through. Addresses the policy
+/// refuses are never dialed; when it refuses all of them the connect fails with
+/// [`ConnectError::Denied`](crate::ConnectError::Denied).
+///
+/// # Examples
+///
+/// ```
+/// use connect_any::{AddressPolicy, Connector};
+///
+/// // A service that fetches user-supplied URLs must not reach its own network.
+/// let connector = Connector::new().address_policy(AddressPolicy::deny_non_public());
+///
+/// // Or any rule of your own:
+/// let only_port_443 = AddressPolicy::custom(|addr| addr.port() == 443);
+/// # drop((connector, only_port_443));
+/// ```
+#[derive(Clone, Default)]
+pub struct AddressPolicy {
+    rule: Rule,
+}
+
+#[derive(Clone, Default)]
+enum Rule {
+    #[default]
+    AllowAll,
+    DenyNonPublic,
+    Custom(Arc<dyn Fn(&SocketAddr) -> bool + Send + Sync>),
+}
+
+impl AddressPolicy {
+    /// Allows every address (the default).
+    pub fn allow_all() -> Self {
+        Self {
+            rule: Rule::AllowAll,
+        }
+    }
+
+    /// Allows only globally reachable unicast addresses: see [`is_public`].
+    pub fn deny_non_public() -> Self {
+        Self {
+            rule: Rule::DenyNonPublic,
+        }
+    }
+
+    /// Allows the addresses for which `allow` returns `true`.
+    pub fn custom(allow: impl Fn(&SocketAddr) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            rule: Rule::Custom(Arc::new(allow)),
+        }
+    }
+
+    /// Whether `addr` may be dialed.
+    pub fn allows(&self, addr: &SocketAddr) -> bool {
+        match &self.rule {
+            Rule::AllowAll => true,
+            Rule::DenyNonPublic => is_public(addr.ip()),
+            Rule::Custom(allow) => allow(addr),
+        }
+    }
+
+    pub(crate) fn allows_all(&self) -> bool {
+        matches!(self.rule, Rule::AllowAll)
+    }
+}
+
+impl fmt::Debug for AddressPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.rule {
+            Rule::AllowAll => "AddressPolicy::allow_all()",
+            Rule::DenyNonPublic => "AddressPolicy::deny_non_public()",
+            Rule::Custom(_) => "AddressPolicy::custom(..)",
+        })
+    }
+}
+
+/// Whether `ip` is a globally reachable unicast address.
+///
+/// Not public: unspecified, "this network" (0/8), loopback, private (10/8, 172.16/12,
+/// 192.168/16), shared CGNAT space (100.64/10), link-local, IETF protocol assignments
+/// (192.0.0/24, 2001::/23), documentation (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32,
+/// 3fff::/20), benchmarking (198.18/15), reserved (240/4) and broadcast, multicast, 6to4 relay
+/// anycast (192.88.99/24), unique-local (fc00::/7), site-local (fec0::/10), discard-only
+/// (100::/64), local-use NAT64 (64:ff9b:1::/48) and IPv4-compatible (::/96) addresses. An IPv4
+/// address embedded in an IPv4-mapped (`::ffff:0:0/96`), NAT64 (`64:ff9b::/96`) or 6to4
+/// (`2002::/16`) address is judged as that IPv4 address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+/// IPv4 ranges that are not globally reachable, as (network, prefix length).
+const NON_PUBLIC_V4: &[([u8; 4], u32)] = &[
+    ([0, 0, 0, 0], 8),
+    ([10, 0, 0, 0], 8),
+    ([100, 64, 0, 0], 10),
+    ([127, 0, 0, 0], 8),
+    ([169, 254, 0, 0], 16),
+    ([172, 16, 0, 0], 12),
+    ([192, 0, 0, 0], 24),
+    ([192, 0, 2, 0], 24),
+    ([192, 88, 99, 0], 24),
+    ([192, 168, 0, 0], 16),
+    ([198, 18, 0, 0], 15),
+    ([198, 51, 100, 0], 24),
+    ([203, 0, 113, 0], 24),
+    ([224, 0, 0, 0], 4),
+    ([240, 0, 0, 0], 4),
+];
+
+/// IPv6 ranges that are not globally reachable and embed no IPv4 address to judge instead.
+const NON_PUBLIC_V6: &[([u16; 8], u32)] = &[
+    ([0, 0, 0, 0, 0, 0, 0, 0], 96),
+    ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
+    ([0x100, 0, 0, 0, 0, 0, 0, 0], 64),
+    ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
+    ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),
+    ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),
+    ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+    ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
+    ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
+    ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),
+];
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let bits = u32::from(ip);
+    !NON_PUBLIC_V4
+        .iter()
+        .any(|&(net, len)| bits >> (32 - len) == u32::from_be_bytes(net) >> (32 - len))
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let bits = u128::from(ip);
+    let segments = ip.segments();
+    let in_prefix = |net: [u16; 8], len: u32| {
+        bits >> (128 - len) == u128::from(Ipv6Addr::from(net)) >> (128 - len)
+    };
+    let low_v4 = Ipv4Addr::from(bits as u32);
+    if in_prefix([0, 0, 0, 0, 0, 0xffff, 0, 0], 96)
+        || in_prefix([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96)
+    {
+        return is_public_v4(low_v4);
+    }
+    if segments[0] == 0x2002 {
+        let [a, b] = segments[1].to_be_bytes();
+        let [c, d] = segments[2].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    // `::` and `::1` fall in ::/96, the deprecated IPv4-compatible range.
+    !NON_PUBLIC_V6.iter().any(|&(net, len)| in_prefix(net, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERDICTS: &[(&str, bool)] = &[
+        // IPv4
+        ("0.0.0.0", false),
+        ("0.1.2.3", false),
+        ("10.0.0.1", false),
+        ("10.255.255.255", false),
+        ("100.63.255.255", true),
+        ("100.64.0.1", false),
+        ("100.127.255.255", false),
+        ("100.128.0.0", true),
+        ("127.0.0.1", false),
+        ("127.255.0.9", false),
+        ("169.254.169.254", false),
+        ("172.15.255.255", true),
+        ("172.16.0.1", false),
+        ("172.31.255.255", false),
+        ("172.32.0.0", true),
+        ("192.0.0.8", false),
+        ("192.0.2.1", false),
+        ("192.88.99.1", false),
+        ("192.168.1.1", false),
+        ("198.18.0.1", false),
+        ("198.19.255.255", false),
+        ("198.20.0.0", true),
+        ("198.51.100.7", false),
+        ("203.0.113.9", false),
+        ("224.0.0.251", false),
+        ("239.255.255.250", false),
+        ("240.0.0.1", false),
+        ("255.255.255.255", false),
+        ("1.1.1.1", true),
+        ("8.8.8.8", true),
+        ("93.184.216.34", true),
+        ("223.255.255.255", true),
+        // IPv6
+        ("::", false),
+        ("::1", false),
+        ("::127.0.0.1", false),
+        ("fe80::1", false),
+        ("febf::1", false),
+        ("fec0::1", false),
+        ("fc00::1", false),
+        ("fd12:3456::1", false),
+        ("ff02::1", false),
+        ("2001:db8::1", false),
+        ("3fff::1", false),
+        ("100::1", false),
+        ("2001::1", false),
+        ("2001:1ff::1", false),
+        ("64:ff9b:1::1", false),
+        ("2606:4700:4700::1111", true),
+        ("2001:4860:4860::8888", true),
+        ("2a00:1450::1", true),
+        // IPv4 inside IPv6
+        ("::ffff:127.0.0.1", false),
+        ("::ffff:10.1.2.3", false),
+        ("::ffff:169.254.169.254", false),
+        ("::ffff:8.8.8.8", true),
+        ("64:ff9b::7f00:1", false),
+        ("64:ff9b::192.168.0.1", false),
+        ("64:ff9b::8.8.8.8", true),
+        ("2002:7f00:1::1", false),
+        ("2002:a00:1::", false),
+        ("2002:808:808::1", true),
+    ];
+
+    #[test]
+    fn verdicts() {
+        assert!(VERDICTS.len() >= 40);
+        for &(text, public) in VERDICTS {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(is_public(ip), public, "{text}");
+        }
+    }
+
+    #[test]
+    fn policies() {
+        let loopback: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let public: SocketAddr = "8.8.8.8:443".parse().unwrap();
+        assert!(AddressPolicy::allow_all().allows(&loopback));
+        assert!(!AddressPolicy::deny_non_public().allows(&loopback));
+        assert!(AddressPolicy::deny_non_public().allows(&public));
+        let only_443 = AddressPolicy::custom(|addr| addr.port() == 443);
+        assert!(only_443.allows(&public) && !only_443.allows(&loopback));
+        assert_eq!(format!("{only_443:?}"), "AddressPolicy::custom(..)");
+    }
+}
