@@ -157,8 +157,8 @@ impl Connector {
         self.with(|s| s.timeout = timeout)
     }
 
-    /// The longest resolution may take (also bounded by [`timeout`](Self::timeout)). Default
-    /// is `None`.
+    /// The longest resolution may take; the overall [`timeout`](Self::timeout) bounds it too.
+    /// Default is `None`.
     pub fn resolve_timeout(self, timeout: Option<Duration>) -> Self {
         self.with(|s| s.resolve_timeout = timeout)
     }
@@ -328,7 +328,7 @@ impl Connector {
     {
         let target = target.into_target()?;
         let strategy = self.settings.strategy;
-        let span = tracing::debug_span!("connect", target = %target, ?strategy);
+        let span = tracing::debug_span!("connect", host = %target, ?strategy);
         let won = self.run(&target, &mut dial).instrument(span).await?;
         Ok(won.stream)
     }

@@ -40,7 +40,7 @@ pub enum ConnectError {
     },
 
     /// Every address was tried and every attempt failed.
-    #[error("could not connect to {host}")]
+    #[error("could not connect to {host}: {}", attempts.cause())]
     #[non_exhaustive]
     AllAttemptsFailed {
         /// The target.
@@ -191,6 +191,40 @@ impl Attempts {
     }
 }
 
+impl Attempts {
+    /// The kind of the most relevant failure: `ConnectionRefused` only when every attempt was
+    /// refused, `Other` when there is no attempt.
+    fn kind(&self) -> ErrorKind {
+        self.most_relevant()
+            .map_or(ErrorKind::Other, |a| a.error.kind())
+    }
+
+    /// The most relevant failure in a few words: the system's text for an OS error (which
+    /// names errors such as `EMFILE` that have no `ErrorKind` of their own), else the kind.
+    fn cause(&self) -> Cause {
+        let os_error = self.most_relevant().and_then(|a| a.error.raw_os_error());
+        match os_error {
+            Some(code) => Cause::Os(code),
+            None => Cause::Kind(self.kind()),
+        }
+    }
+}
+
+/// See [`Attempts::cause`].
+enum Cause {
+    Os(i32),
+    Kind(ErrorKind),
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Os(code) => io::Error::from_raw_os_error(*code).fmt(f),
+            Cause::Kind(kind) => kind.fmt(f),
+        }
+    }
+}
+
 impl std::ops::Deref for Attempts {
     type Target = [Attempt];
 
@@ -250,6 +284,23 @@ impl ConnectError {
         }
     }
 
+    /// The `io::ErrorKind` that fits this error, as used by `From<ConnectError> for io::Error`:
+    /// `InvalidInput` for a bad target, the resolver's kind for a resolution failure,
+    /// `NotFound` when no address is left, `PermissionDenied` when the address policy refused
+    /// them all, `TimedOut`, `Other` for a cancelled connect (not `Interrupted`, which callers
+    /// retry), and for failed attempts the kind of the [most relevant](Self::most_relevant) one.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectError::InvalidTarget(_) => ErrorKind::InvalidInput,
+            ConnectError::Resolve { source, .. } => source.kind(),
+            ConnectError::NoAddresses { .. } => ErrorKind::NotFound,
+            ConnectError::Denied { .. } => ErrorKind::PermissionDenied,
+            ConnectError::TimedOut { .. } => ErrorKind::TimedOut,
+            ConnectError::Cancelled { .. } => ErrorKind::Other,
+            ConnectError::AllAttemptsFailed { attempts, .. } => attempts.kind(),
+        }
+    }
+
     /// The most informative failed attempt; see [`Attempts::most_relevant`].
     pub fn most_relevant(&self) -> Option<&Attempt> {
         match self {
@@ -279,24 +330,9 @@ impl From<TargetError> for ConnectError {
 }
 
 impl From<ConnectError> for io::Error {
-    /// Keeps the `ConnectError` as the inner error, under the fitting kind: `InvalidInput` for
-    /// a bad target, `NotFound` when no address is left, `PermissionDenied` when the address
-    /// policy refused them all, `TimedOut`, `ConnectionRefused` when
-    /// every attempt was refused, otherwise the most relevant attempt's kind, and `Other` for
-    /// a cancelled connect (not `Interrupted`, which callers retry).
+    /// Keeps the `ConnectError` as the inner error, under [`ConnectError::kind`].
     fn from(error: ConnectError) -> Self {
-        let kind = match &error {
-            ConnectError::InvalidTarget(_) => ErrorKind::InvalidInput,
-            ConnectError::Resolve { source, .. } => source.kind(),
-            ConnectError::NoAddresses { .. } => ErrorKind::NotFound,
-            ConnectError::Denied { .. } => ErrorKind::PermissionDenied,
-            ConnectError::TimedOut { .. } => ErrorKind::TimedOut,
-            ConnectError::Cancelled { .. } => ErrorKind::Other,
-            ConnectError::AllAttemptsFailed { .. } => error
-                .most_relevant()
-                .map_or(ErrorKind::Other, |a| a.error.kind()),
-        };
-        io::Error::new(kind, error)
+        io::Error::new(error.kind(), error)
     }
 }
 
@@ -379,7 +415,10 @@ mod tests {
     #[test]
     fn display_is_one_short_line() {
         let error = failed(vec![attempt(1, ErrorKind::ConnectionRefused)]);
-        assert_eq!(error.to_string(), "could not connect to example.com:80");
+        assert_eq!(
+            error.to_string(),
+            "could not connect to example.com:80: connection refused"
+        );
         let attempts = std::error::Error::source(&error).unwrap();
         assert_eq!(
             attempts.to_string(),

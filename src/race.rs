@@ -73,7 +73,8 @@ impl Log {
         let record = &mut self.records[index];
         tracing::debug!(
             addr = %record.addr,
-            elapsed = ?record.started.elapsed(),
+            elapsed = ?self.began.elapsed(),
+            took = ?record.started.elapsed(),
             %error,
             "attempt failed"
         );
@@ -231,7 +232,13 @@ where
         tracing::debug!(addr = %record.addr, elapsed = ?self.log.began.elapsed(), ?took, "attempt won");
         for (loser, attempt) in self.running.drain(..) {
             drop(attempt);
-            tracing::debug!(addr = %self.log.records[loser].addr, "attempt cancelled");
+            let record = &self.log.records[loser];
+            tracing::debug!(
+                addr = %record.addr,
+                elapsed = ?self.log.began.elapsed(),
+                took = ?record.started.elapsed(),
+                "attempt cancelled"
+            );
         }
         Won {
             stream,

@@ -39,7 +39,11 @@ async fn every_failed_attempt_is_reported_with_its_address() {
         ]
     );
     assert!(attempts[1].error().to_string().contains("127.0.0.1:1"));
-    assert_eq!(error.to_string(), "could not connect to [::1]:1 (+3 more)");
+    assert_eq!(
+        error.to_string(),
+        "could not connect to [::1]:1 (+3 more): connection reset"
+    );
+    assert_eq!(error.kind(), ErrorKind::ConnectionReset);
     // A reset got further than a refusal, which got further than the local errors.
     assert_eq!(error.most_relevant().unwrap().addr(), v4(2));
     assert_eq!(io::Error::from(error).kind(), ErrorKind::ConnectionReset);
@@ -158,4 +162,38 @@ async fn connect_reports_bad_input_as_invalid_target() {
     ));
     assert_eq!(error.to_string(), "invalid target: missing port");
     assert_eq!(io::Error::from(error).kind(), ErrorKind::InvalidInput);
+}
+
+/// Real sockets: binding IPv6 attempts to an address this machine does not have makes them
+/// fail locally with `EADDRNOTAVAIL` (nothing is sent), while IPv4 is refused on loopback.
+#[tokio::test]
+async fn a_real_eaddrnotavail_does_not_hide_a_real_refusal() {
+    if !common::has_ipv6_loopback() {
+        eprintln!("skipped: this machine cannot bind [::1]");
+        return;
+    }
+    let refused_v4 = common::refused_addr("127.0.0.1");
+    let v6 = std::net::SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], refused_v4.port()));
+    let not_here: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let connector = Connector::new().local_address_v6(Some(not_here));
+    for list in [vec![refused_v4, v6], vec![v6, refused_v4]] {
+        let error = connector.connect(list.clone()).await.unwrap_err();
+        let kinds: Vec<_> = error
+            .attempts()
+            .iter()
+            .map(|a| (a.addr(), a.error().kind()))
+            .collect();
+        assert!(
+            kinds.contains(&(v6, ErrorKind::AddrNotAvailable)),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&(refused_v4, ErrorKind::ConnectionRefused)),
+            "{kinds:?}"
+        );
+        assert_eq!(error.kind(), ErrorKind::ConnectionRefused, "order {list:?}");
+        assert_eq!(error.most_relevant().unwrap().addr(), refused_v4);
+        let message = error.to_string();
+        assert!(message.contains("Connection refused"), "{message}");
+    }
 }
