@@ -6,34 +6,19 @@
 //! hits all of them alike. Then bursts of 1,000 concurrent connects, alternating likewise.
 //! `cargo bench --bench ab` prints median, mean and 90th percentile.
 
+#[path = "../examples/support/loopback.rs"]
+mod loopback;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use connect_any::connect_any;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 const ROUNDS: usize = 20_000;
 const BURST: usize = 1000;
 const BURST_ROUNDS: usize = 40;
-
-/// Accepts and drops connections on `addr`, with a backlog deep enough for the bursts.
-async fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.bind(addr)?;
-    let listener = socket.listen(4096)?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            drop(stream);
-        }
-    });
-    Ok(addr)
-}
 
 fn summary(label: &str, times: &mut [Duration], baseline: Option<f64>) -> f64 {
     times.sort();
@@ -53,10 +38,10 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks bench binaries to list their tests.
     }
-    let addr = serve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    let addr = loopback::serve_and_drop(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .unwrap();
-    let _ = serve(SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))).await;
+    let _ = loopback::serve_and_drop(SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))).await;
     let name = format!("localhost:{}", addr.port());
     let mut times: [Vec<Duration>; 4] = Default::default();
     for round in 0..ROUNDS {

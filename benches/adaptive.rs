@@ -3,48 +3,32 @@
 //!
 //! `cargo bench --bench adaptive`. The black hole is a backlog-0 listener whose queue is full.
 
-use std::net::SocketAddr;
+#[path = "../examples/support/loopback.rs"]
+mod loopback;
+
 use std::time::{Duration, Instant};
 
 use connect_any::Connector;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 const WARM_UP: usize = 50;
 const TRIALS: u8 = 5;
 
-async fn black_hole(ip: &str) -> (SocketAddr, TcpListener, TcpStream) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(ip.parse().unwrap(), 0))
-        .unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let filler = TcpStream::connect(addr).await.unwrap();
-    (addr, listener, filler)
-}
-
-async fn serve(ip: &str) -> SocketAddr {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            drop(stream);
-        }
-    });
-    addr
-}
-
 /// Warms `connector` up on a healthy listener, then times a connect to a new host whose first
 /// address is black-holed.
 async fn new_host_after_warm_up(connector: &Connector, trial: u8) -> Duration {
-    let healthy = serve("127.0.0.1").await;
+    let healthy = loopback::serve_and_drop("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     for _ in 0..WARM_UP {
         drop(connector.connect(healthy).await.unwrap());
     }
-    let (hole, _listener, _filler) = black_hole(&format!("127.0.1.{trial}")).await;
-    let working = serve(&format!("127.0.2.{trial}")).await;
+    let hole = loopback::BlackHole::on(&format!("127.0.1.{trial}"))
+        .await
+        .unwrap();
+    let working_addr = format!("127.0.2.{trial}:0").parse().unwrap();
+    let working = loopback::serve_and_drop(working_addr).await.unwrap();
     let began = Instant::now();
-    let stream = connector.connect(vec![hole, working]).await.unwrap();
+    let stream = connector.connect(vec![hole.addr, working]).await.unwrap();
     assert_eq!(stream.peer_addr().unwrap(), working);
     began.elapsed()
 }

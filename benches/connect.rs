@@ -7,6 +7,9 @@
 //!
 //! `cargo bench --bench connect`; criterion's report is `target/criterion/report/index.html`.
 
+#[path = "../examples/support/loopback.rs"]
+mod loopback;
+
 use std::future::ready;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use connect_any::{Connector, connect_any};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
@@ -26,32 +29,19 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-/// Accepts and drops every connection on `addr`, with a backlog deep enough for a burst.
-fn serve(rt: &Runtime, addr: SocketAddr) -> io::Result<SocketAddr> {
-    rt.block_on(async {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        let listener: TcpListener = socket.listen(4096)?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                drop(stream);
-            }
-        });
-        Ok(addr)
-    })
-}
-
 /// A healthy listener on 127.0.0.1, and on [::1] at the same port where the machine has it, so
 /// that `localhost` works whichever address the resolver puts first.
 fn healthy_localhost(rt: &Runtime) -> SocketAddr {
-    let v4 = serve(rt, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
-    if let Err(error) = serve(rt, SocketAddr::from((Ipv6Addr::LOCALHOST, v4.port()))) {
+    let v4 = rt
+        .block_on(loopback::serve_and_drop(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            0,
+        ))))
+        .unwrap();
+    if let Err(error) = rt.block_on(loopback::serve_and_drop(SocketAddr::from((
+        Ipv6Addr::LOCALHOST,
+        v4.port(),
+    )))) {
         eprintln!("no [::1] listener ({error}); localhost benches use IPv4 only");
     }
     v4
@@ -133,7 +123,12 @@ const BURST: usize = 1000;
 
 fn burst(c: &mut Criterion) {
     let rt = runtime();
-    let addr = serve(&rt, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    let addr = rt
+        .block_on(loopback::serve_and_drop(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            0,
+        ))))
+        .unwrap();
     let mut group = c.benchmark_group("burst");
     group
         .sample_size(10)

@@ -95,7 +95,7 @@ async fn embedded_server(blackhole_v6: bool) -> Result<(Target, Vec<Box<dyn Send
     let v6_addr = SocketAddr::from((Ipv6Addr::LOCALHOST, v4_addr.port()));
     let mut keep: Vec<Box<dyn Send>> = Vec::new();
     let v6_ready = if blackhole_v6 {
-        support::black_hole(v6_addr)
+        support::loopback::BlackHole::bind(v6_addr)
             .await
             .map(|hole| keep.push(Box::new(hole)))
     } else {

@@ -54,7 +54,7 @@ async fn main() -> Result<(), Error> {
             tokio::spawn(hello_server(listener));
             let hole_addr = SocketAddr::from((Ipv6Addr::LOCALHOST, working.port()));
             let mut addrs = vec![working];
-            match support::black_hole(hole_addr).await {
+            match support::loopback::BlackHole::bind(hole_addr).await {
                 Ok(hole) => {
                     _black_hole = Some(hole);
                     addrs.insert(0, hole_addr);

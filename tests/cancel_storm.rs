@@ -75,8 +75,8 @@ async fn cancelled_the_instant_it_won(connector: &Connector, server: &EofServer)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_cancelled_connects_leave_nothing_behind() {
     let holes = [
-        BlackHole::new("127.0.0.3").await.unwrap(),
-        BlackHole::new("127.0.0.4").await.unwrap(),
+        BlackHole::on("127.0.0.3").await.unwrap(),
+        BlackHole::on("127.0.0.4").await.unwrap(),
     ];
     let server = EofServer::start("127.0.0.1").await;
     let resolver = FixedResolver {

@@ -44,7 +44,7 @@ async fn a_get_through_hyper_falls_back_from_a_black_hole() {
     } else {
         "127.0.0.2"
     };
-    let hole = BlackHole::new(hole_ip).await.unwrap();
+    let hole = BlackHole::on(hole_ip).await.unwrap();
     let working = hello_server("127.0.0.1", 0).await;
     let connector = Connector::new().resolve_override("upstream.test", None, [hole.addr, working]);
     let client = Client::builder(TokioExecutor::new())

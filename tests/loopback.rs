@@ -80,7 +80,7 @@ async fn a_refused_port_is_reported_as_refused() {
 
 #[tokio::test]
 async fn a_black_hole_really_hangs() {
-    let hole = BlackHole::new("127.0.0.1").await.unwrap();
+    let hole = BlackHole::on("127.0.0.1").await.unwrap();
     let attempt = tokio::time::timeout(Duration::from_millis(700), TcpStream::connect(hole.addr));
     assert!(
         attempt.await.is_err(),
@@ -95,7 +95,7 @@ async fn happy_eyeballs_reaches_the_working_address_in_about_the_attempt_delay()
     } else {
         "127.0.0.2"
     };
-    let hole = BlackHole::new(hole_ip).await.unwrap();
+    let hole = BlackHole::on(hole_ip).await.unwrap();
     let (_listener, working) = listener("127.0.0.1").await;
     let began = Instant::now();
     let stream = connect_any(vec![hole.addr, working]).await.unwrap();
@@ -107,7 +107,7 @@ async fn happy_eyeballs_reaches_the_working_address_in_about_the_attempt_delay()
 
 #[tokio::test]
 async fn sequential_moves_on_after_the_attempt_timeout() {
-    let hole = BlackHole::new("127.0.0.1").await.unwrap();
+    let hole = BlackHole::on("127.0.0.1").await.unwrap();
     let (_listener, working) = listener("127.0.0.1").await;
     let connector = Connector::new()
         .strategy(Strategy::Sequential)
@@ -122,7 +122,7 @@ async fn sequential_moves_on_after_the_attempt_timeout() {
 
 #[tokio::test]
 async fn black_holed_only_times_out_with_every_attempt_listed() {
-    let hole = BlackHole::new("127.0.0.1").await.unwrap();
+    let hole = BlackHole::on("127.0.0.1").await.unwrap();
     let refused = refused_addr("127.0.0.1");
     let connector = Connector::new().timeout(Some(Duration::from_millis(600)));
     let error = connector
@@ -179,7 +179,7 @@ async fn a_remembered_winner_skips_the_black_hole_on_later_connects() {
     } else {
         ("127.0.0.2", "127.0.0.1")
     };
-    let hole = BlackHole::new(hole_ip).await.unwrap();
+    let hole = BlackHole::on(hole_ip).await.unwrap();
     let (_listener, working) = listener(working_ip).await;
     let resolver = common::FixedResolver::new("upstream.test", &[hole.addr, working]);
     let connector = Connector::new().resolver(resolver);

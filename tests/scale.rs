@@ -11,9 +11,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BlackHole, open_fds, refused_addr};
+use common::{BlackHole, open_fds, refused_addr, serve_and_drop};
 use connect_any::{ConnectError, Connector};
-use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 
 const CHILD_ENV: &str = "CONNECT_ANY_SCALE_CONNECTS";
@@ -79,8 +78,8 @@ fn storm(connects: usize) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let healthy = healthy_listener().await;
-        let hole = BlackHole::new("127.0.0.3").await.unwrap();
+        let healthy = serve_and_drop("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let hole = BlackHole::on("127.0.0.3").await.unwrap();
         let refused = refused_addr("127.0.0.4");
         let mixes: [Vec<SocketAddr>; 5] = [
             vec![healthy],
@@ -126,18 +125,4 @@ fn storm(connects: usize) {
         );
         assert!(settled, "descriptors {before} before, {after} after");
     });
-}
-
-/// Accepts and drops connections as fast as they come, with a deep backlog.
-async fn healthy_listener() -> SocketAddr {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(4096).unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            drop(stream);
-        }
-    });
-    addr
 }

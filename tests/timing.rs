@@ -211,25 +211,6 @@ async fn the_overall_timeout_reports_every_attempt() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_overall_timeout_includes_resolution() {
-    let resolver = FixedResolver {
-        delay: ms(5000),
-        ..FixedResolver::new("slow.test", &[v4(1)])
-    };
-    let script = Script::new(&[]);
-    let connector = happy().resolver(resolver).timeout(Some(ms(3000)));
-    let error = connector
-        .connect_with("slow.test:1", script.dialer())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, ConnectError::TimedOut { stage: Stage::Resolve, elapsed, .. } if elapsed == ms(3000)),
-        "{error:?}"
-    );
-    assert!(script.starts().is_empty());
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_thousand_addresses() {
     let list: Vec<_> = (1..=1000).map(v4).collect();
     let mut steps: Vec<_> = list

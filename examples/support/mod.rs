@@ -1,11 +1,12 @@
 //! Pieces shared by the examples: a line echo server and logging setup.
 #![allow(dead_code)]
 
+pub mod loopback;
+
 use std::io;
-use std::net::SocketAddr;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LinesCodec};
 
 /// Sends logs to stderr, filtered by `RUST_LOG` (nothing by default).
@@ -40,19 +41,4 @@ async fn echo_lines(stream: TcpStream) -> io::Result<()> {
         lines.send(line).await.map_err(io::Error::other)?;
     }
     lines.into_inner().shutdown().await
-}
-
-/// A listener on `addr` whose connects hang like a black-holed route: backlog 0, and one
-/// client that fills the accept queue and is never accepted, so Linux drops later SYNs.
-/// Both are returned and must stay alive as long as the black hole is needed.
-pub async fn black_hole(addr: SocketAddr) -> io::Result<(TcpListener, TcpStream)> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.bind(addr)?;
-    let listener = socket.listen(0)?;
-    let filler = TcpStream::connect(listener.local_addr()?).await?;
-    Ok((listener, filler))
 }

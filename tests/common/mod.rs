@@ -1,6 +1,6 @@
 //! Test doubles shared by the integration tests: a scripted dialer, a fixed resolver, and
 //! loopback helpers (a real black hole, descriptor counts).
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,7 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connect_any::{Resolve, Resolving};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+#[path = "../../examples/support/loopback.rs"]
+mod loopback;
+pub use loopback::{BlackHole, serve_and_drop};
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 /// What a scripted address does when dialed.
@@ -163,43 +167,6 @@ impl Resolve for FixedResolver {
                 Some(addrs) => Ok(addrs.clone()),
                 None => Err(io::Error::new(io::ErrorKind::NotFound, "no such host")),
             }
-        })
-    }
-}
-
-/// A loopback address whose connects hang like a black-holed route: a listener with backlog 0
-/// whose accept queue is filled by one client that is never accepted, so Linux drops further
-/// SYNs. Keep it alive as long as the black hole is needed.
-#[derive(Debug)]
-pub struct BlackHole {
-    pub addr: SocketAddr,
-    _listener: TcpListener,
-    _filler: Vec<TcpStream>,
-}
-
-impl BlackHole {
-    pub async fn new(ip: &str) -> io::Result<Self> {
-        let addr: SocketAddr = SocketAddr::new(ip.parse().unwrap(), 0);
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.bind(addr)?;
-        let listener = socket.listen(0)?;
-        let addr = listener.local_addr()?;
-        let mut filler = Vec::new();
-        // One queued connection fills a backlog-0 queue; allow for kernels that admit one more.
-        for _ in 0..2 {
-            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
-                Ok(stream) => filler.push(stream?),
-                Err(_) => break,
-            }
-        }
-        Ok(Self {
-            addr,
-            _listener: listener,
-            _filler: filler,
         })
     }
 }
