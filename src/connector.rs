@@ -416,10 +416,10 @@ impl Connector {
                 }
                 None => {
                     let mut resolved = self.resolve(target, key, began, deadline).await?;
-                    remembered = settings.memory.recall(key);
-                    if let Some(addr) = remembered {
-                        promote(&mut resolved, addr);
-                    }
+                    remembered = settings
+                        .memory
+                        .recall(key)
+                        .filter(|&addr| promote(&mut resolved, addr));
                     Cow::Owned(resolved)
                 }
             },

@@ -172,12 +172,15 @@ pub(crate) fn interleave(addrs: &[SocketAddr], first_family_count: usize) -> Vec
     }
 }
 
-/// Moves `first` to the front, keeping the others' order; does nothing if it is not listed, so
-/// that a remembered address is tried only when the resolver returned it this time.
-pub(crate) fn promote(addrs: &mut [SocketAddr], first: SocketAddr) {
-    if let Some(position) = addrs.iter().position(|&a| a == first) {
-        addrs[..=position].rotate_right(1);
-    }
+/// Moves `first` to the front, keeping the others' order, and says whether it was listed: an
+/// address that is not is never added, so a remembered address is tried only when the resolver
+/// returned it this time.
+pub(crate) fn promote(addrs: &mut [SocketAddr], first: SocketAddr) -> bool {
+    let Some(position) = addrs.iter().position(|&a| a == first) else {
+        return false;
+    };
+    addrs[..=position].rotate_right(1);
+    true
 }
 
 #[cfg(test)]
@@ -212,9 +215,9 @@ mod tests {
     #[test]
     fn promote_moves_a_listed_address_to_the_front() {
         let mut list = addrs("61 41 62 42");
-        promote(&mut list, addrs("42")[0]);
+        assert!(promote(&mut list, addrs("42")[0]));
         assert_eq!(list, addrs("42 61 41 62"));
-        promote(&mut list, addrs("43")[0]);
+        assert!(!promote(&mut list, addrs("43")[0]));
         assert_eq!(
             list,
             addrs("42 61 41 62"),
