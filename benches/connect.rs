@@ -4,6 +4,7 @@
 //!   beside `connect_any`, by IP literal and by the name `localhost`.
 //! - `race`: the race machinery alone, with an in-memory dialer, for 1, 2, 8 and 64 addresses.
 //! - `burst`: 1,000 concurrent connects to one listener, connect-any beside tokio.
+//! - `memory`: the winner memory's lock under concurrent named connects, on and off.
 //!
 //! `cargo bench --bench connect`; criterion's report is `target/criterion/report/index.html`.
 
@@ -15,7 +16,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use connect_any::{Connector, connect_any};
+use connect_any::{Connector, Resolve, Resolving, connect_any};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -158,5 +159,56 @@ fn burst(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, connect, race, burst);
+/// Answers every name at once with the same two loopback addresses.
+#[derive(Debug)]
+struct Instant2;
+
+impl Resolve for Instant2 {
+    fn resolve<'a>(&'a self, _host: &'a str, port: u16) -> Resolving<'a> {
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        Box::pin(ready(Ok(vec![v6, v4])))
+    }
+}
+
+const PER_TASK: usize = 1000;
+
+/// The winner memory's lock under contention: two worker threads, each running 1,000 named
+/// connects (instant resolver, in-memory dialer) to 16 hosts, with the memory on and off.
+fn memory(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("memory");
+    group.sample_size(20);
+    for (label, capacity) in [("on", 1024), ("off", 0)] {
+        let connector = Connector::new()
+            .resolver(Instant2)
+            .winner_memory(capacity, Duration::from_secs(600));
+        group.bench_function(
+            format!("2 x {PER_TASK} named connects, memory {label}"),
+            |b| {
+                b.to_async(&rt).iter(|| async {
+                    let mut tasks = JoinSet::new();
+                    for task in 0..2 {
+                        let connector = connector.clone();
+                        tasks.spawn(async move {
+                            for i in 0..PER_TASK {
+                                let host = ("host.test", 1 + ((task * PER_TASK + i) % 16) as u16);
+                                connector
+                                    .connect_with(host, |addr| ready(Ok(addr)))
+                                    .await
+                                    .unwrap();
+                            }
+                        });
+                    }
+                    while let Some(done) = tasks.join_next().await {
+                        done.unwrap();
+                    }
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, connect, race, burst, memory);
 criterion_main!(benches);
