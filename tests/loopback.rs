@@ -207,3 +207,48 @@ async fn a_remembered_winner_skips_the_black_hole_on_later_connects() {
         "later connects: {later:?}"
     );
 }
+
+#[tokio::test]
+async fn socket_options_apply_to_real_connects() {
+    let (listener, addr) = listener("127.0.0.1").await;
+    let local = std::net::Ipv4Addr::new(127, 0, 0, 5);
+    let connector = Connector::new()
+        .local_address_v4(Some(local))
+        .nodelay(true)
+        .keepalive(true)
+        .recv_buffer_size(Some(256 * 1024));
+    let stream = connector.connect(addr).await.unwrap();
+    assert!(stream.nodelay().unwrap());
+    let (_, peer) = listener.accept().await.unwrap();
+    assert_eq!(peer.ip(), local, "the server sees the bound local address");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn bind_device_reaches_the_socket() {
+    let (_listener, addr) = listener("127.0.0.1").await;
+    let on_lo = Connector::new().bind_device(Some("lo")).connect(addr).await;
+    match on_lo {
+        Ok(stream) => assert_eq!(stream.peer_addr().unwrap(), addr),
+        Err(error)
+            if error
+                .most_relevant()
+                .is_some_and(|a| a.error().kind() == ErrorKind::PermissionDenied) =>
+        {
+            eprintln!("skipped: SO_BINDTODEVICE needs CAP_NET_RAW here");
+            return;
+        }
+        Err(error) => panic!("binding to lo failed: {error}"),
+    }
+    let error = Connector::new()
+        .bind_device(Some("nosuchdev0"))
+        .connect(addr)
+        .await
+        .unwrap_err();
+    assert_eq!(error.attempts().len(), 1);
+    assert_eq!(
+        error.attempts()[0].error().raw_os_error(),
+        Some(19),
+        "ENODEV: {error}"
+    );
+}
