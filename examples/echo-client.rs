@@ -12,6 +12,7 @@ mod support;
 
 use std::io::IsTerminal;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use connect_any::{Connector, Strategy, Target};
@@ -121,8 +122,18 @@ async fn embedded_server(blackhole_v6: bool) -> Result<(Target, Vec<Box<dyn Send
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     support::init_logging();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("echo-client: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Error> {
     let options = parse_args(std::env::args().skip(1))?;
     let (target, _server) = match options.target {
         Some(text) => (Target::parse(&text)?, Vec::new()),
