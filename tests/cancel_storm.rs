@@ -121,6 +121,7 @@ async fn a_thousand_cancelled_connects_leave_nothing_behind() {
         eventually(|| metrics.num_alive_tasks() == tasks_before).await,
         "tasks left behind"
     );
+    eventually(|| open_fds() == fds_before).await;
     let fds_after = open_fds();
     println!(
         "cancellation storm: {CONNECTS} connects ({} dropped, {} cancelled by token, {} connected), \

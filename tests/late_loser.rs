@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use common::{EofServer, eventually, open_fds};
@@ -53,9 +54,13 @@ async fn late_losers_are_closed_and_never_returned() {
             a,
             "run {run}: the first to connect wins"
         );
-        let loser_closed = eventually(|| second.open() == 0).await;
+        let loser_closed =
+            eventually(|| second.accepted.load(SeqCst) == run + 1 && second.open() == 0).await;
         assert!(loser_closed, "run {run}: the late loser was left open");
-        assert_eq!(first.open(), 1, "run {run}: exactly the winner stays open");
+        assert!(
+            eventually(|| first.open() == 1).await,
+            "run {run}: exactly the winner stays open"
+        );
         drop(stream);
         assert!(eventually(|| first.open() == 0).await);
     }
@@ -63,6 +68,7 @@ async fn late_losers_are_closed_and_never_returned() {
         second.accepted.load(std::sync::atomic::Ordering::SeqCst),
         RUNS
     );
+    eventually(|| open_fds() == before).await;
     let after = open_fds();
     println!("late losers: {RUNS} runs, descriptors {before} before and {after} after");
     assert_eq!(after, before);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use common::{BlackHole, EofServer, eventually, open_fds};
@@ -37,12 +38,17 @@ async fn no_descriptor_outlives_a_race() {
             .unwrap();
         assert_eq!(stream.peer_addr().unwrap(), fast_addr);
     }
-    let all_closed = eventually(|| slow.open() + fast.open() == 0).await;
+    let all_closed = eventually(|| {
+        let accepted = slow.accepted.load(SeqCst) + fast.accepted.load(SeqCst);
+        accepted == 1 + 2 * RUNS && slow.open() + fast.open() == 0
+    })
+    .await;
     assert!(
         all_closed,
         "{} connections left open",
         slow.open() + fast.open()
     );
+    eventually(|| open_fds() == before).await;
     let after_races = open_fds();
 
     // Connects cancelled mid-race: two black-holed attempts in flight when the future drops
@@ -52,6 +58,7 @@ async fn no_descriptor_outlives_a_race() {
         let dropped = tokio::time::timeout(Duration::from_millis(15), connect).await;
         assert!(dropped.is_err(), "the race was cancelled before it ended");
     }
+    eventually(|| open_fds() == before).await;
     let after_cancels = open_fds();
 
     println!(
