@@ -6,9 +6,8 @@ mod common;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use common::{BlackHole, EofServer, eventually, open_fds};
+use common::{BlackHole, EofServer, connect_stalling, eventually, open_fds};
 use connect_any::Connector;
-use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_descriptor_outlives_a_race() {
@@ -27,12 +26,8 @@ async fn no_descriptor_outlives_a_race() {
     // Races with a loser that had connected: the slow address stalls after connecting.
     for _ in 0..RUNS {
         let stream = connector
-            .connect_with(vec![slow_addr, fast_addr], |addr| async move {
-                let stream = TcpStream::connect(addr).await?;
-                if addr == slow_addr {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                }
-                Ok(stream)
+            .connect_with(vec![slow_addr, fast_addr], |addr| {
+                connect_stalling(addr, slow_addr)
             })
             .await
             .unwrap();

@@ -152,12 +152,8 @@ async fn losers_that_had_connected_are_closed() {
     let (_fast_listener, fast) = listener("127.0.0.2").await;
     let connector = Connector::new().attempt_delay(Duration::from_millis(50));
     let stream = connector
-        .connect_with(vec![slow, fast], |addr| async move {
-            let stream = TcpStream::connect(addr).await?;
-            if addr == slow {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            }
-            Ok(stream)
+        .connect_with(vec![slow, fast], |addr| {
+            common::connect_stalling(addr, slow)
         })
         .await
         .unwrap();

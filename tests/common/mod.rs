@@ -171,6 +171,19 @@ impl Resolve for FixedResolver {
     }
 }
 
+/// Connects over TCP, then stalls for 30 s before returning if the address is `stalled` (a
+/// stand-in for a slow TLS handshake), so that a later attempt wins after the loser connected.
+pub async fn connect_stalling(
+    addr: SocketAddr,
+    stalled: SocketAddr,
+) -> io::Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    if addr == stalled {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    Ok(stream)
+}
+
 /// Whether this machine can bind `[::1]`; IPv6-only tests skip with a message where it cannot.
 pub fn has_ipv6_loopback() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
