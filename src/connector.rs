@@ -1,26 +1,23 @@
-//! The reusable [`Connector`]: settings, and the connect pipeline from target to winner.
+//! The reusable [`Connector`]: its settings and the connect methods.
 
-use std::borrow::Cow;
-use std::future::{Future, pending};
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::error::{Attempts, ConnectError, Stage};
-use crate::history::{ConnectTimes, HostKey, WinnerMemory};
+use crate::error::ConnectError;
+use crate::history::{ConnectTimes, WinnerMemory};
+use crate::pipeline;
 use crate::policy::AddressPolicy;
-use crate::race::{Log, Pace, Won, race};
-use crate::resolve::{
-    IpFamilies, Overrides, Resolve, SystemResolver, dedup_and_filter, interleave, promote,
-};
+use crate::race::Stagger;
+use crate::resolve::{IpFamilies, Overrides, Resolve, SystemResolver};
 use crate::socket::SocketOptions;
-use crate::target::{IntoTarget, Target};
+use crate::target::IntoTarget;
 
 /// RFC 8305 §5's recommended Connection Attempt Delay.
 const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -35,8 +32,9 @@ const DEFAULT_MEMORY_TTL: Duration = Duration::from_secs(600);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Strategy {
-    /// One attempt at a time, in the resolver's order; the next starts when the previous one
-    /// fails or exceeds the attempt timeout.
+    /// One attempt at a time, in the resolver's order except that a remembered winner (see
+    /// [`Connector::winner_memory`]) goes first; the next starts when the previous one fails or
+    /// exceeds the attempt timeout.
     Sequential,
     /// RFC 8305 Happy Eyeballs: families interleaved, a new attempt every attempt delay or as
     /// soon as one fails, earlier attempts left running, the first to connect wins.
@@ -72,22 +70,36 @@ pub struct Connector {
 }
 
 #[derive(Clone, Debug)]
-struct Settings {
-    strategy: Strategy,
-    attempt_delay: Duration,
-    attempt_timeout: Option<Duration>,
-    timeout: Option<Duration>,
-    resolve_timeout: Option<Duration>,
-    first_family_count: usize,
-    families: IpFamilies,
-    resolver: Arc<dyn Resolve>,
-    socket: SocketOptions,
-    cancel: Option<CancellationToken>,
-    memory: Arc<WinnerMemory>,
-    adaptive_delay: bool,
-    connect_times: Arc<ConnectTimes>,
-    overrides: Overrides,
-    policy: AddressPolicy,
+pub(crate) struct Settings {
+    pub(crate) strategy: Strategy,
+    pub(crate) attempt_delay: Duration,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) resolve_timeout: Option<Duration>,
+    pub(crate) first_family_count: usize,
+    pub(crate) families: IpFamilies,
+    pub(crate) resolver: Arc<dyn Resolve>,
+    pub(crate) socket: SocketOptions,
+    pub(crate) cancel: Option<CancellationToken>,
+    pub(crate) memory: Arc<WinnerMemory>,
+    pub(crate) adaptive_delay: bool,
+    pub(crate) connect_times: Arc<ConnectTimes>,
+    pub(crate) overrides: Overrides,
+    pub(crate) policy: AddressPolicy,
+}
+
+impl Settings {
+    /// How long after each start the next attempt starts, for one connect.
+    pub(crate) fn stagger(&self) -> Stagger<'_> {
+        match (self.strategy, self.adaptive_delay) {
+            (Strategy::Sequential, _) => Stagger::Never,
+            (Strategy::HappyEyeballs, false) => Stagger::Fixed(self.attempt_delay),
+            (Strategy::HappyEyeballs, true) => Stagger::Adaptive(
+                self.connect_times
+                    .pace(MIN_ATTEMPT_DELAY, self.attempt_delay),
+            ),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -140,25 +152,32 @@ impl Connector {
 
     /// The Happy Eyeballs Connection Attempt Delay: how long after starting an attempt the next
     /// one starts if none has connected or failed. Values below 10 ms are raised to 10 ms
-    /// (RFC 8305 §8). Ignored by [`Strategy::Sequential`]. Default is 250 ms.
+    /// (RFC 8305 §8); a delay too long to add to a start time (such as `Duration::MAX`) means
+    /// that only a failure starts the next attempt. Ignored by [`Strategy::Sequential`].
+    /// Default is 250 ms.
     pub fn attempt_delay(self, delay: Duration) -> Self {
         self.with(|s| s.attempt_delay = delay.max(MIN_ATTEMPT_DELAY))
     }
 
     /// The longest one attempt may run before it is abandoned as failed, which starts the next
     /// one. Default is `None`: an attempt runs until it connects, fails, loses, or the overall
-    /// timeout ends the connect; it is never aborted because a later attempt started.
+    /// timeout ends the connect; it is never aborted because a later attempt started. A
+    /// duration too long to add to a start time (such as `Duration::MAX`) is no limit.
     pub fn attempt_timeout(self, timeout: Option<Duration>) -> Self {
         self.with(|s| s.attempt_timeout = timeout)
     }
 
-    /// The longest a whole connect may take, resolution included. Default is `None`.
+    /// The longest a whole connect may take, resolution included. No attempt starts at or
+    /// after this deadline; a stream that has connected when it passes is returned. A duration
+    /// too long to add to the start time (such as `Duration::MAX`) is no limit. Default is
+    /// `None`.
     pub fn timeout(self, timeout: Option<Duration>) -> Self {
         self.with(|s| s.timeout = timeout)
     }
 
-    /// The longest resolution may take; the overall [`timeout`](Self::timeout) bounds it too.
-    /// Default is `None`.
+    /// The longest resolution may take, a wait for a free system lookup slot included; the
+    /// overall [`timeout`](Self::timeout) bounds it too. `Duration::MAX` is no limit. Default
+    /// is `None`.
     pub fn resolve_timeout(self, timeout: Option<Duration>) -> Self {
         self.with(|s| s.resolve_timeout = timeout)
     }
@@ -260,53 +279,102 @@ impl Connector {
     }
 
     /// How many hosts the winner memory holds, and for how long it trusts an entry. Default is
-    /// 1,024 hosts for 10 minutes; a capacity of 0 turns the memory off.
+    /// 1,024 hosts for 10 minutes; a capacity of 0 turns the memory off, and `Duration::MAX`
+    /// trusts an entry until it is evicted.
     ///
     /// For each host name and port, the connector remembers the address that last won and
     /// tries it first next time, so a service that dials one upstream over and over pays the
     /// Happy Eyeballs delay once rather than on every connect. Memory only reorders: an address
     /// is tried only if the resolver returned it this time. A remembered address that fails is
-    /// forgotten at once, and the next attempt starts without waiting. Clones share one memory;
-    /// this setter gives the connector a new, empty one.
+    /// forgotten at once, and the next attempt starts without waiting. Names compare without
+    /// case or a trailing dot; names answered by a
+    /// [`resolve_override`](Self::resolve_override) are never remembered. When full, the host
+    /// whose winner was confirmed least recently is evicted; expired entries are dropped as new
+    /// ones arrive. Clones share one memory; this setter gives the connector a new, empty one.
     pub fn winner_memory(self, capacity: usize, ttl: Duration) -> Self {
         self.with(|s| s.memory = Arc::new(WinnerMemory::new(capacity, ttl)))
     }
 
-    /// Derives the attempt delay from the connect times this connector has observed recently,
-    /// instead of always waiting [`attempt_delay`](Self::attempt_delay). Default is `false`.
+    /// Derives the attempt delay from the connect times this connector has observed, instead
+    /// of always waiting [`attempt_delay`](Self::attempt_delay). Default is `false`.
     ///
-    /// The delay is twice the 90th percentile of the last 32 connect times, never below 10 ms
-    /// and never above `attempt_delay`; with fewer than 8 observations it is `attempt_delay`.
-    /// A connect takes about one round trip, so an attempt not answered within twice the slow
-    /// end of recent connects has most likely lost its SYN (RFC 8305 §5 allows such a
-    /// "more nuanced" delay from historical RTT data). In a data centre, where connects take a
-    /// millisecond, a black-holed first address then costs 10 ms instead of 250.
+    /// RFC 8305 §5 allows a "more nuanced" delay from the RTT history "to the same host or
+    /// prefix"; a TCP connect takes about one round trip, so an attempt not answered within
+    /// twice the slow end of recent connects has most likely lost its SYN. The delay after an
+    /// attempt is therefore twice the 90th percentile of the last 8 connect times to that
+    /// address's prefix (IPv4 /24, IPv6 /64), never below 10 ms and never above
+    /// `attempt_delay`. A prefix with no history borrows the connector-wide estimate (from the
+    /// last 32 connects, once there are 8) for at most one attempt per connect; later attempts
+    /// to unknown prefixes wait `attempt_delay`. So in a data centre, where connects take a
+    /// millisecond, a black-holed first address costs 10 ms instead of 250, while a far server
+    /// never seen before gets at most one extra SYN.
     pub fn adaptive_delay(self, adaptive: bool) -> Self {
         self.with(|s| s.adaptive_delay = adaptive)
     }
 
     /// Connects to `target` over TCP and returns the first stream to connect.
     ///
+    /// The future owns what it needs (a clone of this connector is one `Arc`), so it can be
+    /// spawned: `tokio::spawn(connector.connect("example.com:443"))`.
+    ///
     /// # Errors
     ///
     /// A [`ConnectError`] when the target is invalid, resolution fails or finds nothing, every
-    /// attempt fails, a timeout runs out, or the cancellation token fires.
+    /// attempt fails, a timeout runs out, or a cancellation token fires.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future cancels every attempt and closes every socket it opened; nothing it
-    /// started keeps running.
-    pub async fn connect(&self, target: impl IntoTarget) -> Result<TcpStream, ConnectError> {
-        let options = &self.settings.socket;
-        self.connect_with(target, |addr| options.connect(addr))
-            .await
+    /// started keeps running, except a system lookup already handed to `getaddrinfo` (see
+    /// [`SystemResolver`]).
+    pub fn connect(
+        &self,
+        target: impl IntoTarget,
+    ) -> impl Future<Output = Result<TcpStream, ConnectError>> + Send + 'static {
+        self.connect_until(target, None)
+    }
+
+    /// Like [`connect`](Self::connect), and also ends with [`ConnectError::Cancelled`] when
+    /// `token` is cancelled; the connector's own token (if any) still applies.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](Self::connect).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`connect`](Self::connect).
+    pub fn connect_cancellable(
+        &self,
+        target: impl IntoTarget,
+        token: &CancellationToken,
+    ) -> impl Future<Output = Result<TcpStream, ConnectError>> + Send + 'static {
+        self.connect_until(target, Some(token.clone()))
+    }
+
+    fn connect_until(
+        &self,
+        target: impl IntoTarget,
+        token: Option<CancellationToken>,
+    ) -> impl Future<Output = Result<TcpStream, ConnectError>> + Send + 'static {
+        let target = target.into_target();
+        let settings = self.settings.clone();
+        async move {
+            let target = target?;
+            let span =
+                tracing::debug_span!("connect", host = %target, strategy = ?settings.strategy);
+            let dial = |addr| settings.socket.connect(addr);
+            let won = pipeline::connect(&settings, &target, token.as_ref(), dial);
+            Ok(won.instrument(span).await?.stream)
+        }
     }
 
     /// Races `dial` over the target's addresses, like [`connect`](Self::connect), and returns
     /// the winner's stream: for a TLS stream, a test double, or anything else built per address.
     ///
     /// `dial` is called once per attempt. The socket options of this connector are not
-    /// applied: they belong to `connect`'s own dialer.
+    /// applied: they belong to `connect`'s own dialer. The future does not borrow the
+    /// connector.
     ///
     /// # Errors
     ///
@@ -316,259 +384,31 @@ impl Connector {
     ///
     /// Dropping the future drops every running `dial` future; the streams of losers that had
     /// connected are dropped before this returns.
-    pub async fn connect_with<T, D, Fut, S>(
+    pub fn connect_with<T, D, Fut, S>(
         &self,
         target: T,
-        mut dial: D,
-    ) -> Result<S, ConnectError>
+        dial: D,
+    ) -> impl Future<Output = Result<S, ConnectError>> + use<T, D, Fut, S>
     where
         T: IntoTarget,
         D: FnMut(SocketAddr) -> Fut,
         Fut: Future<Output = io::Result<S>>,
     {
-        let target = target.into_target()?;
-        let strategy = self.settings.strategy;
-        let span = tracing::debug_span!("connect", host = %target, ?strategy);
-        let won = self.run(&target, &mut dial).instrument(span).await?;
-        Ok(won.stream)
-    }
-
-    async fn run<S, D, Fut>(&self, target: &Target, dial: &mut D) -> Result<Won<S>, ConnectError>
-    where
-        D: FnMut(SocketAddr) -> Fut,
-        Fut: Future<Output = io::Result<S>>,
-    {
-        let settings = &*self.settings;
-        let began = Instant::now();
-        let deadline = settings.timeout.map(|limit| began + limit);
-        let key: Option<HostKey> = target
-            .name_and_port()
-            .map(|(name, port)| (name.clone(), port));
-        let (addrs, remembered) = self
-            .addresses(target, key.as_ref(), began, deadline)
-            .await?;
-        let mut log = Log::new(began);
-        let key_ref = key.as_ref();
-        let mut dial = |addr| {
-            let attempt = dial(addr);
-            async move {
-                let result = attempt.await;
-                // Forget a remembered winner the moment it fails, not when the race ends.
-                if let (Err(_), Some(key)) = (&result, key_ref) {
-                    if remembered == Some(addr) {
-                        settings.memory.forget(key, addr);
-                    }
-                }
-                result
-            }
-        };
-        let outcome = bounded(
-            race(&addrs, self.pace(), &mut dial, &mut log),
-            deadline,
-            settings.cancel.as_ref(),
-        );
-        match outcome.await {
-            Bounded::Done(Some(won)) => {
-                if let Some(key) = &key {
-                    settings.memory.remember(key, won.addr);
-                }
-                if settings.adaptive_delay {
-                    settings.connect_times.observe(won.took);
-                }
-                Ok(won)
-            }
-            Bounded::Done(None) => Err(ConnectError::AllAttemptsFailed {
-                host: target.to_string(),
-                attempts: log.finish(|| io::Error::other("attempt did not finish")),
-            }),
-            Bounded::TimedOut => Err(ConnectError::TimedOut {
-                host: target.to_string(),
-                stage: Stage::Connect,
-                elapsed: began.elapsed(),
-                attempts: log.finish(|| {
-                    io::Error::new(io::ErrorKind::TimedOut, "aborted by the overall timeout")
-                }),
-            }),
-            Bounded::Cancelled => Err(ConnectError::Cancelled {
-                host: target.to_string(),
-                attempts: log.finish(|| io::Error::new(io::ErrorKind::Interrupted, "cancelled")),
-            }),
+        let target = target.into_target();
+        let settings = self.settings.clone();
+        async move {
+            let target = target?;
+            let span =
+                tracing::debug_span!("connect", host = %target, strategy = ?settings.strategy);
+            let won = pipeline::connect(&settings, &target, None, dial);
+            Ok(won.instrument(span).await?.stream)
         }
-    }
-
-    /// The addresses to race, in order, and the remembered winner among them: an override's
-    /// or the resolver's answer for a name, the target's own addresses otherwise; filtered by
-    /// family and by the address policy.
-    async fn addresses<'t>(
-        &self,
-        target: &'t Target,
-        key: Option<&HostKey>,
-        began: Instant,
-        deadline: Option<Instant>,
-    ) -> Result<(Cow<'t, [SocketAddr]>, Option<SocketAddr>), ConnectError> {
-        let settings = &*self.settings;
-        let mut remembered = None;
-        let addrs = match (key, target.addrs()) {
-            (Some(key), _) => match settings.overrides.find(&key.0, key.1) {
-                Some(mut given) => {
-                    dedup_and_filter(&mut given, settings.families);
-                    Cow::Owned(given)
-                }
-                None => {
-                    let mut resolved = self.resolve(target, key, began, deadline).await?;
-                    remembered = settings
-                        .memory
-                        .recall(key)
-                        .filter(|&addr| promote(&mut resolved, addr));
-                    Cow::Owned(resolved)
-                }
-            },
-            (None, [one]) if settings.families.allows(one) => Cow::Borrowed(target.addrs()),
-            (None, listed) => {
-                let mut listed = listed.to_vec();
-                dedup_and_filter(&mut listed, settings.families);
-                Cow::Owned(listed)
-            }
-        };
-        if addrs.is_empty() {
-            return Err(ConnectError::NoAddresses {
-                host: target.to_string(),
-            });
-        }
-        if settings.policy.allows_all() {
-            return Ok((addrs, remembered));
-        }
-        let (allowed, refused): (Vec<_>, Vec<_>) =
-            addrs.iter().partition(|addr| settings.policy.allows(addr));
-        if allowed.is_empty() {
-            return Err(ConnectError::Denied {
-                host: target.to_string(),
-                refused,
-            });
-        }
-        if !refused.is_empty() {
-            tracing::debug!(?refused, "addresses denied by the address policy");
-        }
-        Ok((Cow::Owned(allowed), remembered))
-    }
-
-    /// How this connect's attempts are paced.
-    fn pace(&self) -> Pace {
-        let settings = &*self.settings;
-        let delay = if settings.adaptive_delay {
-            settings
-                .connect_times
-                .delay(MIN_ATTEMPT_DELAY, settings.attempt_delay)
-        } else {
-            settings.attempt_delay
-        };
-        Pace {
-            stagger: match settings.strategy {
-                Strategy::HappyEyeballs => Some(delay),
-                Strategy::Sequential => None,
-            },
-            attempt_timeout: settings.attempt_timeout,
-        }
-    }
-
-    /// Resolves `name`, then de-duplicates, filters and (for Happy Eyeballs) interleaves.
-    async fn resolve(
-        &self,
-        target: &Target,
-        (name, port): &HostKey,
-        began: Instant,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<SocketAddr>, ConnectError> {
-        let settings = &*self.settings;
-        let resolve_deadline = earliest(deadline, settings.resolve_timeout.map(|t| began + t));
-        let lookup = settings.resolver.resolve(name, *port);
-        let mut addrs = match bounded(lookup, resolve_deadline, settings.cancel.as_ref()).await {
-            Bounded::Done(Ok(addrs)) => addrs,
-            Bounded::Done(Err(source)) => {
-                return Err(ConnectError::Resolve {
-                    host: target.to_string(),
-                    source,
-                });
-            }
-            Bounded::TimedOut => {
-                return Err(ConnectError::TimedOut {
-                    host: target.to_string(),
-                    stage: Stage::Resolve,
-                    elapsed: began.elapsed(),
-                    attempts: Attempts::default(),
-                });
-            }
-            Bounded::Cancelled => {
-                return Err(ConnectError::Cancelled {
-                    host: target.to_string(),
-                    attempts: Attempts::default(),
-                });
-            }
-        };
-        tracing::debug!(?addrs, elapsed = ?began.elapsed(), "resolved");
-        dedup_and_filter(&mut addrs, settings.families);
-        if settings.strategy == Strategy::HappyEyeballs {
-            addrs = interleave(&addrs, settings.first_family_count);
-        }
-        Ok(addrs)
-    }
-}
-
-/// How a bounded piece of work ended.
-enum Bounded<T> {
-    Done(T),
-    TimedOut,
-    Cancelled,
-}
-
-/// Runs `work` until it finishes, `deadline` passes or `cancel` fires, whichever is first;
-/// cancellation wins ties, then the work.
-async fn bounded<F: Future>(
-    work: F,
-    deadline: Option<Instant>,
-    cancel: Option<&CancellationToken>,
-) -> Bounded<F::Output> {
-    let cancelled = async {
-        match cancel {
-            Some(token) => token.cancelled().await,
-            None => pending().await,
-        }
-    };
-    let expired = async {
-        match deadline {
-            Some(deadline) => sleep_until(deadline).await,
-            None => pending().await,
-        }
-    };
-    tokio::select! {
-        biased;
-        () = cancelled => Bounded::Cancelled,
-        output = work => Bounded::Done(output),
-        () = expired => Bounded::TimedOut,
-    }
-}
-
-/// The earlier of two optional deadlines.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn earliest_deadline() {
-        let now = Instant::now();
-        let later = now + Duration::from_secs(1);
-        assert_eq!(earliest(None, None), None);
-        assert_eq!(earliest(Some(later), None), Some(later));
-        assert_eq!(earliest(None, Some(now)), Some(now));
-        assert_eq!(earliest(Some(later), Some(now)), Some(now));
-    }
 
     #[test]
     fn attempt_delay_never_goes_below_10_ms() {
@@ -596,5 +436,15 @@ mod tests {
         let connector = Connector::new();
         assert_send_sync(&connector);
         assert_send(connector.connect("localhost:1"));
+    }
+
+    #[test]
+    fn connect_futures_do_not_borrow_the_connector_or_the_target() {
+        fn assert_static<T: 'static>(_: T) {}
+        let host = String::from("localhost:1");
+        let connector = Connector::new();
+        let future = connector.connect(host.as_str());
+        drop(connector);
+        assert_static(future);
     }
 }

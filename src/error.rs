@@ -9,9 +9,11 @@ use crate::target::TargetError;
 
 /// Why a connect failed.
 ///
-/// `Display` is one short line that names the target; the per-address details are in
-/// [`attempts`](Self::attempts), and [`source`](std::error::Error::source) is the cause (for
-/// failed attempts, the most informative of them: see [`most_relevant`](Self::most_relevant)).
+/// `Display` is one line that names the target and shows the cause (for failed attempts, the
+/// most informative of them: see [`most_relevant`](Self::most_relevant)); since the message
+/// already shows it, [`source`](std::error::Error::source) is `None`, so that a reporter that
+/// walks the chain prints each cause once. The per-address details are in
+/// [`attempts`](Self::attempts).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -20,14 +22,14 @@ pub enum ConnectError {
     InvalidTarget(TargetError),
 
     /// The resolver failed.
-    #[error("failed to resolve {host}")]
+    #[error("failed to resolve {host}: {cause}")]
     #[non_exhaustive]
     Resolve {
         /// The name and port that were looked up.
         host: String,
-        /// The resolver's error.
-        #[source]
-        source: io::Error,
+        /// The resolver's error; for [`SystemResolver`](crate::SystemResolver), `NotFound`
+        /// for a name that does not exist.
+        cause: io::Error,
     },
 
     /// Resolution succeeded but left no address to dial (none returned, or none of an allowed
@@ -40,19 +42,17 @@ pub enum ConnectError {
     },
 
     /// Every address was tried and every attempt failed.
-    #[error("could not connect to {host}: {}", attempts.cause())]
+    #[error("could not connect to {host} ({attempts})")]
     #[non_exhaustive]
     AllAttemptsFailed {
         /// The target.
         host: String,
-        /// Every attempt, in start order; never empty. Its most relevant failure is the
-        /// error's source.
-        #[source]
+        /// Every attempt, in start order; never empty.
         attempts: Attempts,
     },
 
     /// The overall timeout or the resolve timeout ran out.
-    #[error("timed out {stage} {host} after {elapsed:?}")]
+    #[error("timed out {stage} {host} after {elapsed:?}{}", attempts.count())]
     #[non_exhaustive]
     TimedOut {
         /// The target.
@@ -76,8 +76,8 @@ pub enum ConnectError {
         refused: Vec<SocketAddr>,
     },
 
-    /// The connector's cancellation token was cancelled.
-    #[error("connect to {host} cancelled")]
+    /// The connector's or the call's cancellation token was cancelled.
+    #[error("connect to {host} cancelled{}", attempts.count())]
     #[non_exhaustive]
     Cancelled {
         /// The target.
@@ -180,47 +180,37 @@ impl Attempts {
     /// failure from a [`connect_with`](crate::Connector::connect_with) dialer, a reset, a
     /// descriptor limit) first; then a refusal or a denial; then a timeout; then an unreachable
     /// host or network; last, errors that only say this machine cannot use that address
-    /// (`EADDRNOTAVAIL`, an unsupported family). Among equals the earliest attempt wins, so a
-    /// final IPv6 "address not available" never hides the IPv4 refusal before it.
+    /// (`EADDRNOTAVAIL`, `EAFNOSUPPORT` on a host without IPv6, `EINVAL` for a link-local
+    /// address without a zone). An operating-system error ranks by its error number, anything
+    /// else by its kind. Among equals the earliest attempt wins, so a final IPv6 "address not
+    /// available" never hides the IPv4 refusal before it.
     pub fn most_relevant(&self) -> Option<&Attempt> {
         // `max_by_key` keeps the last maximum; iterating in reverse keeps the earliest.
-        self.0
-            .iter()
-            .rev()
-            .max_by_key(|a| relevance(a.error.kind()))
+        self.0.iter().rev().max_by_key(|a| relevance(&a.error))
     }
-}
 
-impl Attempts {
-    /// The kind of the most relevant failure: `ConnectionRefused` only when every attempt was
-    /// refused, `Other` when there is no attempt.
+    /// The kind of the most relevant failure (a stable one: see [`stable_kind`]); `Other`
+    /// when there is no attempt.
     fn kind(&self) -> ErrorKind {
         self.most_relevant()
-            .map_or(ErrorKind::Other, |a| a.error.kind())
+            .map_or(ErrorKind::Other, |a| stable_kind(&a.error))
     }
 
-    /// The most relevant failure in a few words: the system's text for an OS error (which
-    /// names errors such as `EMFILE` that have no `ErrorKind` of their own), else the kind.
-    fn cause(&self) -> Cause {
-        let os_error = self.most_relevant().and_then(|a| a.error.raw_os_error());
-        match os_error {
-            Some(code) => Cause::Os(code),
-            None => Cause::Kind(self.kind()),
-        }
+    /// ", N attempts" for a message, or nothing when there were none.
+    fn count(&self) -> Count {
+        Count(self.len())
     }
 }
 
-/// See [`Attempts::cause`].
-enum Cause {
-    Os(i32),
-    Kind(ErrorKind),
-}
+/// See [`Attempts::count`].
+struct Count(usize);
 
-impl fmt::Display for Cause {
+impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Cause::Os(code) => io::Error::from_raw_os_error(*code).fmt(f),
-            Cause::Kind(kind) => kind.fmt(f),
+        match self.0 {
+            0 => Ok(()),
+            1 => f.write_str(" (1 attempt)"),
+            n => write!(f, " ({n} attempts)"),
         }
     }
 }
@@ -242,18 +232,15 @@ impl IntoIterator for Attempts {
     }
 }
 
+/// The most relevant failure and how many attempts there were:
+/// `127.0.0.1:80: connection refused, 1 of 2 attempts`.
 impl fmt::Display for Attempts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.most_relevant() {
             None => f.write_str("no attempts"),
-            Some(a) => write!(f, "most relevant of {} attempts: {}", self.len(), a.addr),
+            Some(a) if self.len() == 1 => write!(f, "{}: {}", a.addr, a.error),
+            Some(a) => write!(f, "{}: {}, 1 of {} attempts", a.addr, a.error, self.len()),
         }
-    }
-}
-
-impl std::error::Error for Attempts {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.most_relevant().map(|a| &a.error as _)
     }
 }
 
@@ -289,10 +276,11 @@ impl ConnectError {
     /// `NotFound` when no address is left, `PermissionDenied` when the address policy refused
     /// them all, `TimedOut`, `Other` for a cancelled connect (not `Interrupted`, which callers
     /// retry), and for failed attempts the kind of the [most relevant](Self::most_relevant) one.
+    /// It is always one of the kinds stable Rust can name (see [`stable_kind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
             ConnectError::InvalidTarget(_) => ErrorKind::InvalidInput,
-            ConnectError::Resolve { source, .. } => source.kind(),
+            ConnectError::Resolve { cause, .. } => stable_kind(cause),
             ConnectError::NoAddresses { .. } => ErrorKind::NotFound,
             ConnectError::Denied { .. } => ErrorKind::PermissionDenied,
             ConnectError::TimedOut { .. } => ErrorKind::TimedOut,
@@ -312,8 +300,36 @@ impl ConnectError {
     }
 }
 
-/// Higher is more informative; see [`ConnectError::most_relevant`].
-fn relevance(kind: ErrorKind) -> u8 {
+/// Higher is more informative; see [`Attempts::most_relevant`].
+fn relevance(error: &io::Error) -> u8 {
+    error
+        .raw_os_error()
+        .and_then(os_relevance)
+        .unwrap_or_else(|| kind_relevance(error.kind()))
+}
+
+#[cfg(unix)]
+fn os_relevance(code: i32) -> Option<u8> {
+    Some(match code {
+        libc::EADDRNOTAVAIL
+        | libc::EADDRINUSE
+        | libc::EAFNOSUPPORT
+        | libc::EPFNOSUPPORT
+        | libc::EPROTONOSUPPORT
+        | libc::EINVAL => 0,
+        libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN => 1,
+        libc::ETIMEDOUT | libc::EINTR => 2,
+        libc::ECONNREFUSED | libc::EACCES | libc::EPERM => 3,
+        _ => return None,
+    })
+}
+
+#[cfg(not(unix))]
+fn os_relevance(_code: i32) -> Option<u8> {
+    None
+}
+
+fn kind_relevance(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::AddrNotAvailable | ErrorKind::AddrInUse | ErrorKind::Unsupported => 0,
         ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable | ErrorKind::NetworkDown => 1,
@@ -321,6 +337,35 @@ fn relevance(kind: ErrorKind) -> u8 {
         ErrorKind::ConnectionRefused | ErrorKind::PermissionDenied => 3,
         _ => 4,
     }
+}
+
+/// `error`'s kind if stable Rust can name it (callers can match it), else the closest one
+/// that it can: the standard library files some OS errors (`EAFNOSUPPORT`, `EMFILE`) and
+/// resolver failures under an unstable kind that no caller can match.
+pub(crate) fn stable_kind(error: &io::Error) -> ErrorKind {
+    use ErrorKind::*;
+    match error.kind() {
+        kind @ (NotFound | PermissionDenied | ConnectionRefused | ConnectionReset
+        | HostUnreachable | NetworkUnreachable | ConnectionAborted | NotConnected
+        | AddrInUse | AddrNotAvailable | NetworkDown | BrokenPipe | AlreadyExists
+        | WouldBlock | InvalidInput | InvalidData | TimedOut | WriteZero | Interrupted
+        | Unsupported | UnexpectedEof | OutOfMemory | Other) => kind,
+        _ if is_unsupported_family(error) => Unsupported,
+        _ => Other,
+    }
+}
+
+#[cfg(unix)]
+fn is_unsupported_family(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EPFNOSUPPORT | libc::EPROTONOSUPPORT)
+    )
+}
+
+#[cfg(not(unix))]
+fn is_unsupported_family(_error: &io::Error) -> bool {
+    false
 }
 
 impl From<TargetError> for ConnectError {
@@ -413,21 +458,111 @@ mod tests {
     }
 
     #[test]
-    fn display_is_one_short_line() {
-        let error = failed(vec![attempt(1, ErrorKind::ConnectionRefused)]);
+    fn display_shows_the_cause_once() {
+        let refused = failed(vec![attempt(1, ErrorKind::ConnectionRefused)]);
         assert_eq!(
-            error.to_string(),
-            "could not connect to example.com:80: connection refused"
+            refused.to_string(),
+            "could not connect to example.com:80 (127.0.0.1:1: connection refused)"
         );
-        let attempts = std::error::Error::source(&error).unwrap();
+        assert!(std::error::Error::source(&refused).is_none());
+        let dialer_says = Attempt::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            io::Error::new(ErrorKind::InvalidData, "tls: bad certificate"),
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        let two = failed(vec![attempt(2, ErrorKind::TimedOut), dialer_says]);
         assert_eq!(
-            attempts.to_string(),
-            "most relevant of 1 attempts: 127.0.0.1:1"
+            two.to_string(),
+            "could not connect to example.com:80 (127.0.0.1:1: tls: bad certificate, 1 of 2 attempts)"
         );
-        let cause = attempts.source().unwrap();
+        let timed_out = ConnectError::TimedOut {
+            host: "h:1".into(),
+            stage: Stage::Connect,
+            elapsed: Duration::from_millis(500),
+            attempts: Attempts::new(vec![attempt(1, ErrorKind::TimedOut)]),
+        };
         assert_eq!(
-            cause.to_string(),
-            io::Error::from(ErrorKind::ConnectionRefused).to_string()
+            timed_out.to_string(),
+            "timed out connecting to h:1 after 500ms (1 attempt)"
         );
+        let unresolved = ConnectError::Resolve {
+            host: "h:1".into(),
+            cause: io::Error::new(ErrorKind::NotFound, "no such host"),
+        };
+        assert_eq!(
+            unresolved.to_string(),
+            "failed to resolve h:1: no such host"
+        );
+        assert!(std::error::Error::source(&unresolved).is_none());
+        assert_eq!(unresolved.kind(), ErrorKind::NotFound);
+    }
+
+    fn os(port: u16, code: i32) -> Attempt {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let error = io::Error::from_raw_os_error(code);
+        Attempt::new(addr, error, Duration::ZERO, Duration::ZERO)
+    }
+
+    /// Real errno values, as `connect(2)` returns them, in every order: the expected winner
+    /// and the kind `kind()` reports.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn os_errors_rank_by_errno() {
+        use libc::*;
+        let table: &[(&[i32], i32, ErrorKind)] = &[
+            (
+                &[EAFNOSUPPORT, ECONNREFUSED],
+                ECONNREFUSED,
+                ErrorKind::ConnectionRefused,
+            ),
+            (
+                &[EINVAL, ECONNREFUSED],
+                ECONNREFUSED,
+                ErrorKind::ConnectionRefused,
+            ),
+            (&[EINVAL, ETIMEDOUT], ETIMEDOUT, ErrorKind::TimedOut),
+            (
+                &[EADDRNOTAVAIL, ENETUNREACH],
+                ENETUNREACH,
+                ErrorKind::NetworkUnreachable,
+            ),
+            (&[EHOSTUNREACH, ETIMEDOUT], ETIMEDOUT, ErrorKind::TimedOut),
+            (
+                &[ECONNREFUSED, ECONNRESET],
+                ECONNRESET,
+                ErrorKind::ConnectionReset,
+            ),
+            (&[ECONNREFUSED, EMFILE], EMFILE, ErrorKind::Other),
+            (&[EAFNOSUPPORT], EAFNOSUPPORT, ErrorKind::Unsupported),
+            (
+                &[EPROTONOSUPPORT, EHOSTUNREACH],
+                EHOSTUNREACH,
+                ErrorKind::HostUnreachable,
+            ),
+            (&[EINVAL], EINVAL, ErrorKind::InvalidInput),
+        ];
+        for &(codes, winner, kind) in table {
+            for reversed in [false, true] {
+                let mut attempts: Vec<_> = codes.iter().map(|&c| os(c as u16, c)).collect();
+                if reversed {
+                    attempts.reverse();
+                }
+                let error = failed(attempts);
+                let best = error.most_relevant().unwrap();
+                assert_eq!(best.error().raw_os_error(), Some(winner), "{codes:?}");
+                assert_eq!(error.kind(), kind, "{codes:?}");
+                assert_eq!(io::Error::from(error).kind(), kind);
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_are_always_stable() {
+        let lookup = io::Error::other("x");
+        assert_eq!(stable_kind(&lookup), ErrorKind::Other);
+        // Rust files EMFILE under an unstable kind; callers get `Other`.
+        let emfile = io::Error::from_raw_os_error(24);
+        assert_eq!(stable_kind(&emfile), ErrorKind::Other);
     }
 }

@@ -1,177 +1,265 @@
 //! What a connector has seen: the address that last won per host and port, and recent connect
-//! times for the adaptive attempt delay.
+//! times (connector-wide and per destination prefix) for the adaptive attempt delay.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How many recent connect times the adaptive delay looks at.
+use crate::expiring::ExpiringMap;
+use crate::target::canonical_name;
+
+/// How many recent connect times the connector-wide estimate looks at.
 const WINDOW: usize = 32;
-/// Fewer observations than this and the adaptive delay is the configured attempt delay.
+/// How many recent connect times are kept per destination prefix.
+const PREFIX_WINDOW: usize = 8;
+/// Fewer connector-wide observations than this and the estimate is the configured delay.
 const MIN_OBSERVATIONS: usize = 8;
 /// The adaptive delay is this multiple of the 90th percentile connect time.
 const MARGIN: u32 = 2;
+/// How many destination prefixes keep their connect times, and for how long.
+const PREFIX_CAPACITY: usize = 1024;
+const PREFIX_TTL: Duration = Duration::from_secs(600);
 
-/// A host name and port, as the memory's key.
-pub(crate) type HostKey = (Arc<str>, u16);
-
-#[derive(Debug)]
-struct Winner {
-    addr: SocketAddr,
-    stored: Instant,
-    /// A logical clock for least-recently-used eviction.
-    used: u64,
+/// A host name (lower case, no trailing dot) and port: the winner memory's key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct HostKey {
+    name: Arc<str>,
+    port: u16,
 }
 
-/// The last winning address per host and port: bounded, expiring, least recently used out.
-#[derive(Debug)]
+impl HostKey {
+    /// The key for `name` and `port`; `Dual.Test.` and `dual.test` are one host. Allocates
+    /// only for a name that is not already canonical.
+    pub(crate) fn new(name: &Arc<str>, port: u16) -> Self {
+        let name = match canonical_name(name) {
+            Cow::Borrowed(same) if same.len() == name.len() => name.clone(),
+            canonical => Arc::from(canonical),
+        };
+        Self { name, port }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update is one call on a consistent value, so a holder that panicked left it usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The last winning address per host and port.
 pub(crate) struct WinnerMemory {
-    capacity: usize,
-    ttl: Duration,
-    entries: Mutex<Entries>,
-}
-
-#[derive(Debug, Default)]
-struct Entries {
-    map: HashMap<HostKey, Winner>,
-    clock: u64,
+    winners: Mutex<ExpiringMap<HostKey, SocketAddr>>,
 }
 
 impl WinnerMemory {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
-            capacity,
-            ttl,
-            entries: Mutex::default(),
+            winners: Mutex::new(ExpiringMap::new(capacity, ttl)),
         }
-    }
-
-    pub(crate) fn is_enabled(&self) -> bool {
-        self.capacity > 0 && !self.ttl.is_zero()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        // The map stays consistent even if a holder panicked: every update is one call.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The remembered winner for `key`, unless it has expired.
     pub(crate) fn recall(&self, key: &HostKey) -> Option<SocketAddr> {
-        if !self.is_enabled() {
-            return None;
-        }
-        let mut entries = self.lock();
-        let entries = &mut *entries;
-        let winner = entries.map.get_mut(key)?;
-        if winner.stored.elapsed() >= self.ttl {
-            entries.map.remove(key);
-            return None;
-        }
-        entries.clock += 1;
-        winner.used = entries.clock;
-        Some(winner.addr)
+        lock(&self.winners).get(key, Instant::now()).copied()
     }
 
-    /// Remembers `addr` as the winner for `key`, evicting the least recently used entry when
-    /// full.
+    /// Remembers `addr` as the winner for `key`.
     pub(crate) fn remember(&self, key: &HostKey, addr: SocketAddr) {
-        if !self.is_enabled() {
-            return;
-        }
-        let mut entries = self.lock();
-        entries.clock += 1;
-        let used = entries.clock;
-        let stored = Instant::now();
-        if let Some(winner) = entries.map.get_mut(key) {
-            *winner = Winner { addr, stored, used };
-            return;
-        }
-        if entries.map.len() >= self.capacity {
-            let oldest = entries
-                .map
-                .iter()
-                .min_by_key(|(_, w)| w.used)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                entries.map.remove(&oldest);
-            }
-        }
-        entries
-            .map
-            .insert(key.clone(), Winner { addr, stored, used });
+        lock(&self.winners).store(key.clone(), Instant::now(), |_| addr);
     }
 
     /// Forgets `key`'s winner if it is still `addr` (a concurrent connect may have replaced it).
     pub(crate) fn forget(&self, key: &HostKey, addr: SocketAddr) {
-        let mut entries = self.lock();
-        if entries.map.get(key).is_some_and(|w| w.addr == addr) {
-            entries.map.remove(key);
-        }
+        lock(&self.winners).remove_if(key, |&winner| winner == addr);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.winners).len()
     }
 }
 
-/// Recent connect times, for the adaptive attempt delay.
-#[derive(Debug, Default)]
-pub(crate) struct ConnectTimes {
-    window: Mutex<Window>,
+/// A summary, so that printing a connector neither lists every host nor waits for the lock.
+impl fmt::Debug for WinnerMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("WinnerMemory");
+        if let Ok(winners) = self.winners.try_lock() {
+            debug
+                .field("capacity", &winners.capacity())
+                .field("ttl", &winners.ttl())
+                .field("hosts", &winners.len());
+        }
+        debug.finish_non_exhaustive()
+    }
 }
 
-#[derive(Debug, Default)]
-struct Window {
-    times: [Duration; WINDOW],
+/// The latest `N` connect times.
+#[derive(Clone, Copy, Debug)]
+struct Window<const N: usize> {
+    times: [Duration; N],
     len: usize,
     next: usize,
 }
 
-impl ConnectTimes {
-    pub(crate) fn observe(&self, took: Duration) {
-        let mut window = self
-            .window
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let slot = window.next;
-        window.times[slot] = took;
-        window.next = (slot + 1) % WINDOW;
-        window.len = (window.len + 1).min(WINDOW);
-    }
-
-    /// The attempt delay to use now: see [`adaptive_delay`].
-    pub(crate) fn delay(&self, floor: Duration, ceiling: Duration) -> Duration {
-        let window = self
-            .window
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut times = window.times;
-        let len = window.len;
-        drop(window);
-        adaptive_delay(&mut times[..len], floor, ceiling)
+impl<const N: usize> Default for Window<N> {
+    fn default() -> Self {
+        Self {
+            times: [Duration::ZERO; N],
+            len: 0,
+            next: 0,
+        }
     }
 }
 
-/// Twice the 90th percentile of `times`, kept within `floor..=ceiling`; `ceiling` itself until
-/// there are enough observations to trust.
+impl<const N: usize> Window<N> {
+    fn observe(&mut self, took: Duration) {
+        self.times[self.next] = took;
+        self.next = (self.next + 1) % N;
+        self.len = (self.len + 1).min(N);
+    }
+
+    fn delay(mut self, floor: Duration, ceiling: Duration) -> Duration {
+        p90_delay(&mut self.times[..self.len], floor, ceiling)
+    }
+}
+
+/// A destination prefix: IPv4 /24 or IPv6 /64, the unit RFC 8305 §5 keeps RTT history for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Prefix {
+    V4(u32),
+    V6(u64),
+}
+
+impl Prefix {
+    fn of(addr: &SocketAddr) -> Self {
+        match addr.ip() {
+            IpAddr::V4(ip) => Prefix::V4(u32::from(ip) >> 8),
+            IpAddr::V6(ip) => Prefix::V6((u128::from(ip) >> 64) as u64),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Times {
+    everywhere: Window<WINDOW>,
+    by_prefix: ExpiringMap<Prefix, Window<PREFIX_WINDOW>>,
+}
+
+/// Recent connect times, for the adaptive attempt delay.
+pub(crate) struct ConnectTimes {
+    times: Mutex<Times>,
+}
+
+impl Default for ConnectTimes {
+    fn default() -> Self {
+        Self {
+            times: Mutex::new(Times {
+                everywhere: Window::default(),
+                by_prefix: ExpiringMap::new(PREFIX_CAPACITY, PREFIX_TTL),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectTimes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectTimes").finish_non_exhaustive()
+    }
+}
+
+impl ConnectTimes {
+    /// Records that a connect to `addr` took `took`.
+    pub(crate) fn observe(&self, addr: &SocketAddr, took: Duration) {
+        let mut times = lock(&self.times);
+        times.everywhere.observe(took);
+        times
+            .by_prefix
+            .store(Prefix::of(addr), Instant::now(), |window| {
+                let mut window = window.unwrap_or_default();
+                window.observe(took);
+                window
+            });
+    }
+
+    /// The pacing of one connect's attempts.
+    pub(crate) fn pace(&self, floor: Duration, ceiling: Duration) -> AdaptivePace<'_> {
+        AdaptivePace {
+            times: self,
+            floor,
+            ceiling,
+            estimate_spent: false,
+        }
+    }
+}
+
+/// The adaptive delays of one connect: each attempt waits for what its own destination prefix
+/// has shown; a prefix never seen borrows the connector-wide estimate once per connect.
+#[derive(Debug)]
+pub(crate) struct AdaptivePace<'a> {
+    times: &'a ConnectTimes,
+    floor: Duration,
+    ceiling: Duration,
+    estimate_spent: bool,
+}
+
+impl AdaptivePace<'_> {
+    /// How long to wait after starting an attempt to `addr` before starting the next one.
+    pub(crate) fn delay_after(&mut self, addr: &SocketAddr) -> Duration {
+        let (own, estimate) = {
+            let mut times = lock(&self.times.times);
+            let own = times
+                .by_prefix
+                .get(&Prefix::of(addr), Instant::now())
+                .map(|window| window.delay(self.floor, self.ceiling));
+            let everywhere = times.everywhere;
+            let estimate = match everywhere.len {
+                n if n < MIN_OBSERVATIONS => self.ceiling,
+                _ => everywhere.delay(self.floor, self.ceiling),
+            };
+            (own, estimate)
+        };
+        pick_delay(own, estimate, self.ceiling, &mut self.estimate_spent)
+    }
+}
+
+/// The delay after an attempt: the prefix's `own` when it has history; else the connector-wide
+/// `estimate`, but only once per connect (`estimate_spent` records that), so a far host never
+/// seen before gets at most one extra attempt from the pace of nearer ones; else `ceiling`.
+fn pick_delay(
+    own: Option<Duration>,
+    estimate: Duration,
+    ceiling: Duration,
+    estimate_spent: &mut bool,
+) -> Duration {
+    if let Some(own) = own {
+        return own;
+    }
+    if *estimate_spent || estimate >= ceiling {
+        return ceiling;
+    }
+    *estimate_spent = true;
+    estimate
+}
+
+/// Twice the 90th percentile of `times`, kept within `floor..=ceiling`; `ceiling` without
+/// observations.
 ///
 /// A TCP connect takes about one round trip, so an attempt that has not connected within twice
 /// the slow end of recent connect times has most likely lost its SYN: on a lossy path the first
 /// retransmission comes only after a second. The 90th percentile rather than the maximum keeps
 /// one outlier from holding the delay high; the small window lets a burst of slow connects raise
 /// it again within a few connects.
-pub(crate) fn adaptive_delay(
-    times: &mut [Duration],
-    floor: Duration,
-    ceiling: Duration,
-) -> Duration {
-    if times.len() < MIN_OBSERVATIONS {
+fn p90_delay(times: &mut [Duration], floor: Duration, ceiling: Duration) -> Duration {
+    if times.is_empty() {
         return ceiling;
     }
     let rank = (times.len() * 9).div_ceil(10) - 1;
     let (_, p90, _) = times.select_nth_unstable(rank);
-    (*p90 * MARGIN).clamp(floor, ceiling.max(floor))
+    p90.saturating_mul(MARGIN).clamp(floor, ceiling.max(floor))
 }
 
 #[cfg(test)]
@@ -182,86 +270,97 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    #[test]
-    fn adaptive_delay_needs_enough_observations() {
-        let mut few = [ms(1); MIN_OBSERVATIONS - 1];
-        assert_eq!(adaptive_delay(&mut few, ms(10), ms(250)), ms(250));
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
     }
 
     #[test]
-    fn adaptive_delay_is_twice_the_90th_percentile_within_bounds() {
+    fn p90_delay_is_twice_the_90th_percentile_within_bounds() {
         let mut times: Vec<_> = (1..=10).map(|n| ms(n * 10)).collect();
-        assert_eq!(adaptive_delay(&mut times, ms(10), ms(250)), ms(180));
+        assert_eq!(p90_delay(&mut times, ms(10), ms(250)), ms(180));
         let mut fast = [ms(1); 20];
-        assert_eq!(adaptive_delay(&mut fast, ms(10), ms(250)), ms(10));
+        assert_eq!(p90_delay(&mut fast, ms(10), ms(250)), ms(10));
         let mut slow = [ms(400); 20];
-        assert_eq!(adaptive_delay(&mut slow, ms(10), ms(250)), ms(250));
+        assert_eq!(p90_delay(&mut slow, ms(10), ms(250)), ms(250));
+        assert_eq!(p90_delay(&mut [], ms(10), ms(250)), ms(250));
+        let mut huge = [Duration::MAX; 3];
+        assert_eq!(p90_delay(&mut huge, ms(10), Duration::MAX), Duration::MAX);
     }
 
     #[test]
     fn one_outlier_does_not_hold_the_delay_high() {
         let mut times = [ms(2); 20];
         times[3] = ms(900);
-        assert_eq!(adaptive_delay(&mut times, ms(10), ms(250)), ms(10));
+        assert_eq!(p90_delay(&mut times, ms(10), ms(250)), ms(10));
     }
 
     #[test]
-    fn the_window_keeps_the_latest_times() {
+    fn the_estimate_paces_one_extra_attempt_at_most() {
+        let mut spent = false;
+        let (ceiling, estimate) = (ms(250), ms(10));
+        assert_eq!(pick_delay(None, estimate, ceiling, &mut spent), estimate);
+        assert_eq!(pick_delay(None, estimate, ceiling, &mut spent), ceiling);
+        assert_eq!(
+            pick_delay(Some(ms(30)), estimate, ceiling, &mut spent),
+            ms(30)
+        );
+        let mut spent = false;
+        assert_eq!(pick_delay(None, ceiling, ceiling, &mut spent), ceiling);
+        assert!(!spent, "an estimate equal to the ceiling paces nothing");
+    }
+
+    #[test]
+    fn prefixes_are_v4_24_and_v6_64() {
+        let same = |a: &str, b: &str| Prefix::of(&addr(a)) == Prefix::of(&addr(b));
+        assert!(same("10.1.2.3:1", "10.1.2.200:2"));
+        assert!(!same("10.1.2.3:1", "10.1.3.3:1"));
+        assert!(same("[2001:db8:0:1::1]:1", "[2001:db8:0:1:ffff::9]:1"));
+        assert!(!same("[2001:db8:0:1::1]:1", "[2001:db8:0:2::1]:1"));
+    }
+
+    #[test]
+    fn each_prefix_is_paced_by_its_own_times() {
         let times = ConnectTimes::default();
         for _ in 0..50 {
-            times.observe(ms(1));
+            times.observe(&addr("127.0.0.1:1"), ms(1));
         }
-        assert_eq!(times.delay(ms(10), ms(250)), ms(10));
-        for _ in 0..WINDOW {
-            times.observe(ms(400));
-        }
-        assert_eq!(times.delay(ms(10), ms(250)), ms(250));
-    }
-
-    fn key(name: &str) -> HostKey {
-        (Arc::from(name), 80)
-    }
-
-    fn addr(n: u8) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, n], 80))
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn memory_expires() {
-        let memory = WinnerMemory::new(4, ms(1000));
-        memory.remember(&key("a"), addr(1));
-        tokio::time::sleep(ms(999)).await;
-        assert_eq!(memory.recall(&key("a")), Some(addr(1)));
-        tokio::time::sleep(ms(1)).await;
-        assert_eq!(memory.recall(&key("a")), None);
+        times.observe(&addr("127.0.1.1:1"), ms(150));
+        let mut pace = times.pace(ms(10), ms(250));
+        assert_eq!(pace.delay_after(&addr("127.0.0.9:1")), ms(10));
+        assert_eq!(pace.delay_after(&addr("127.0.1.9:1")), ms(250));
+        assert_eq!(pace.delay_after(&addr("[::1]:1")), ms(10), "borrowed once");
+        assert_eq!(pace.delay_after(&addr("127.0.2.1:1")), ms(250));
     }
 
     #[test]
-    fn memory_evicts_the_least_recently_used() {
-        let memory = WinnerMemory::new(2, ms(60_000));
-        memory.remember(&key("a"), addr(1));
-        memory.remember(&key("b"), addr(2));
-        assert_eq!(memory.recall(&key("a")), Some(addr(1)));
-        memory.remember(&key("c"), addr(3));
-        assert_eq!(memory.recall(&key("b")), None, "b was used least recently");
-        assert_eq!(memory.recall(&key("a")), Some(addr(1)));
-        assert_eq!(memory.recall(&key("c")), Some(addr(3)));
+    fn host_keys_ignore_case_and_a_trailing_dot() {
+        let key = |name: &str| HostKey::new(&Arc::from(name), 1);
+        assert_eq!(key("Dual.Test"), key("dual.test."));
+        assert_eq!(key("dual.test"), key("DUAL.TEST."));
+        assert_ne!(key("dual.test"), HostKey::new(&Arc::from("dual.test"), 2));
     }
 
     #[test]
     fn forget_only_removes_the_address_that_failed() {
         let memory = WinnerMemory::new(2, ms(60_000));
-        memory.remember(&key("a"), addr(1));
-        memory.forget(&key("a"), addr(2));
-        assert_eq!(memory.recall(&key("a")), Some(addr(1)));
-        memory.forget(&key("a"), addr(1));
-        assert_eq!(memory.recall(&key("a")), None);
+        let key = HostKey::new(&Arc::from("a"), 80);
+        memory.remember(&key, addr("127.0.0.1:80"));
+        memory.forget(&key, addr("127.0.0.2:80"));
+        assert_eq!(memory.recall(&key), Some(addr("127.0.0.1:80")));
+        memory.forget(&key, addr("127.0.0.1:80"));
+        assert_eq!(memory.recall(&key), None);
     }
 
     #[test]
-    fn a_zero_capacity_memory_remembers_nothing() {
-        let memory = WinnerMemory::new(0, ms(60_000));
-        memory.remember(&key("a"), addr(1));
-        assert_eq!(memory.recall(&key("a")), None);
+    fn debug_is_a_summary() {
+        let memory = WinnerMemory::new(4096, ms(60_000));
+        for n in 0..1000u16 {
+            let key = HostKey::new(&Arc::from(format!("host-{n}.test")), 80);
+            memory.remember(&key, addr("127.0.0.1:80"));
+        }
+        assert_eq!(memory.len(), 1000);
+        let debug = format!("{memory:?}");
+        assert!(!debug.contains("host-"), "{debug}");
+        assert!(debug.len() < 200, "{debug}");
     }
 }

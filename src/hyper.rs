@@ -16,9 +16,14 @@ use crate::target::{IntoTarget, Target, TargetError};
 /// for hyper-util's `HttpConnector` in `hyper_util::client::legacy::Client`.
 ///
 /// The host and port come from the URI: brackets are stripped from IPv6 hosts, and a missing
-/// port defaults by scheme (80 for `http` and `ws`, 443 for `https` and `wss`). The stream is a
-/// plain TCP stream, as with `HttpConnector`: wrap it in a TLS connector for `https`. Its
-/// `Connected` info carries hyper-util's `HttpInfo` (remote and local address).
+/// port defaults by scheme (80 for `http` and `ws`, 443 for `https` and `wss`; schemes compare
+/// without case). The stream is a plain TCP stream, as with `HttpConnector`; its `Connected`
+/// info carries hyper-util's `HttpInfo` (remote and local address).
+///
+/// By default only `http` and `ws` URIs are accepted: any other (`https`, `wss`, none) fails
+/// with [`TargetError::SchemeNotHttp`] before anything is resolved or dialed, so that an
+/// `https` request is never sent in clear text by mistake. A TLS connector that wraps this one
+/// (such as hyper-rustls) needs [`enforce_http(false)`](Self::enforce_http).
 ///
 /// # Examples
 ///
@@ -37,16 +42,43 @@ use crate::target::{IntoTarget, Target, TargetError};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct HyperConnector {
     connector: Connector,
+    enforce_http: bool,
+}
+
+impl Default for HyperConnector {
+    fn default() -> Self {
+        Self::new(Connector::default())
+    }
 }
 
 impl HyperConnector {
     /// Connects with `connector`'s settings.
     pub fn new(connector: Connector) -> Self {
-        Self { connector }
+        Self {
+            connector,
+            enforce_http: true,
+        }
     }
+
+    /// Whether URIs whose scheme is not `http` or `ws` are refused, as hyper-util's
+    /// `HttpConnector::enforce_http`. Turn it off only when a TLS connector wraps this one.
+    /// Default is `true`.
+    pub fn enforce_http(mut self, enforce: bool) -> Self {
+        self.enforce_http = enforce;
+        self
+    }
+}
+
+/// Whether `uri` may go out over plain TCP: `http` and `ws`, in any case.
+fn is_plaintext_scheme(uri: &Uri) -> bool {
+    uri.scheme_str().is_some_and(|scheme| {
+        ["http", "ws"]
+            .iter()
+            .any(|s| scheme.eq_ignore_ascii_case(s))
+    })
 }
 
 impl From<Connector> for HyperConnector {
@@ -69,11 +101,12 @@ impl tower_service::Service<Uri> for HyperConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let connector = self.connector.clone();
-        Box::pin(async move {
-            let stream = connector.connect(&uri).await?;
-            Ok(TokioIo::new(stream))
-        })
+        if self.enforce_http && !is_plaintext_scheme(&uri) {
+            let refused = ConnectError::InvalidTarget(TargetError::SchemeNotHttp);
+            return Box::pin(std::future::ready(Err(refused)));
+        }
+        let connecting = self.connector.connect(&uri);
+        Box::pin(async move { Ok(TokioIo::new(connecting.await?)) })
     }
 }
 
@@ -81,13 +114,18 @@ impl tower_service::Service<Uri> for HyperConnector {
 impl IntoTarget for &Uri {
     fn into_target(self) -> Result<Target, TargetError> {
         let host = self.host().ok_or(TargetError::EmptyHost)?;
-        let port = match (self.port_u16(), self.scheme_str()) {
+        let scheme = self.scheme_str().map(str::to_ascii_lowercase);
+        let port = match (self.port_u16(), scheme.as_deref()) {
             (Some(port), _) => port,
             (None, Some("http" | "ws")) => 80,
             (None, Some("https" | "wss")) => 443,
             (None, _) => return Err(TargetError::UnknownScheme),
         };
-        Target::from_host_port(host, port)
+        // In a URI a zone's `%` is always written `%25` (RFC 6874).
+        match host.split_once("%25") {
+            Some((ip, zone)) => Target::from_host_port(&format!("{ip}%{zone}"), port),
+            None => Target::from_host_port(host, port),
+        }
     }
 }
 
@@ -130,5 +168,29 @@ mod tests {
             Target::from_host_port("example.com", 21)
         );
         assert_eq!(target("/relative/path"), Err(TargetError::EmptyHost));
+        assert_eq!(
+            target("WS://example.com/"),
+            Target::from_host_port("example.com", 80)
+        );
+        let zoned = target("http://[fe80::1%251]:8080/").unwrap();
+        assert!(matches!(zoned.addrs(), [std::net::SocketAddr::V6(a)] if a.scope_id() == 1));
+    }
+
+    #[test]
+    fn only_plaintext_schemes_pass_enforce_http() {
+        let plaintext = |uri: &str| is_plaintext_scheme(&uri.parse().unwrap());
+        for uri in ["http://a/", "HTTP://a/", "ws://a/", "Ws://a:1/"] {
+            assert!(plaintext(uri), "{uri}");
+        }
+        for uri in [
+            "https://a/",
+            "HTTPS://a/",
+            "wss://a/",
+            "WSS://a/",
+            "ftp://a:1/",
+            "a:1",
+        ] {
+            assert!(!plaintext(uri), "{uri}");
+        }
     }
 }

@@ -42,9 +42,12 @@
 
 mod connector;
 mod error;
+mod expiring;
 mod history;
 #[cfg(feature = "hyper")]
 mod hyper;
+mod limits;
+mod pipeline;
 mod policy;
 mod race;
 mod resolve;
@@ -73,8 +76,10 @@ use tokio::net::TcpStream;
 /// # Cancel safety
 ///
 /// Dropping the future cancels every attempt and closes every socket it opened.
-pub async fn connect_any(target: impl IntoTarget) -> Result<TcpStream, ConnectError> {
-    connector::default_connector().connect(target).await
+pub fn connect_any(
+    target: impl IntoTarget,
+) -> impl std::future::Future<Output = Result<TcpStream, ConnectError>> + Send + 'static {
+    connector::default_connector().connect(target)
 }
 
 /// Compiles the README's Rust snippets as doctests.

@@ -89,7 +89,8 @@ impl fmt::Debug for AddressPolicy {
 /// (192.0.0/24, 2001::/23), documentation (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32,
 /// 3fff::/20), benchmarking (198.18/15), reserved (240/4) and broadcast, multicast, 6to4 relay
 /// anycast (192.88.99/24), unique-local (fc00::/7), site-local (fec0::/10), discard-only
-/// (100::/64), local-use NAT64 (64:ff9b:1::/48) and IPv4-compatible (::/96) addresses. An IPv4
+/// (100::/64), local-use NAT64 (64:ff9b:1::/48), IPv4-compatible (::/96), IPv4-translated
+/// (::ffff:0:0:0/96) and SRv6 SID (5f00::/16) addresses. An IPv4
 /// address embedded in an IPv4-mapped (`::ffff:0:0/96`), NAT64 (`64:ff9b::/96`) or 6to4
 /// (`2002::/16`) address is judged as that IPv4 address.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -126,6 +127,8 @@ const NON_PUBLIC_V6: &[([u16; 8], u32)] = &[
     ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
     ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),
     ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),
+    ([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16),
+    ([0, 0, 0, 0, 0xffff, 0, 0, 0], 96),
     ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
     ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
     ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
@@ -217,6 +220,13 @@ mod tests {
         ("2606:4700:4700::1111", true),
         ("2001:4860:4860::8888", true),
         ("2a00:1450::1", true),
+        ("5f00::1", false),
+        ("5f00:ffff::9", false),
+        ("5eff:ffff::1", true),
+        ("5f01::1", true),
+        ("::ffff:0:127.0.0.1", false),
+        ("::ffff:0:8.8.8.8", false),
+        ("::ffff:0:0", false),
         // IPv4 inside IPv6
         ("::ffff:127.0.0.1", false),
         ("::ffff:10.1.2.3", false),

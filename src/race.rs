@@ -1,30 +1,61 @@
 //! The race: staggered connection attempts over an ordered address list (RFC 8305 §5), driven
 //! inside the caller's future so that nothing outlives it.
+//!
+//! Ties are decided in one fixed order on every wake: cancellation first, then attempts that
+//! finished, then the clock. So a stream that connected at the very instant the deadline
+//! passed is returned, not dropped; no attempt starts at or after the deadline; and an
+//! attempt that connects at the instant its own timeout runs out has connected.
 
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::error::{Attempt, Attempts};
+use crate::history::{AdaptivePace, HostKey, WinnerMemory};
+use crate::limits::{Bounded, Cancel, bounded, deadline_after, is_past};
 
-/// How attempts are paced.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Pace {
-    /// Start the next attempt this long after the last start; `None` waits for a failure
-    /// (the sequential strategy).
-    pub(crate) stagger: Option<Duration>,
-    /// Abort an attempt that has run this long.
+/// How long to wait after one start before the next.
+#[derive(Debug)]
+pub(crate) enum Stagger<'a> {
+    /// Only a failure starts the next attempt (the sequential strategy).
+    Never,
+    /// A fixed Connection Attempt Delay.
+    Fixed(Duration),
+    /// A delay learnt from connect times.
+    Adaptive(AdaptivePace<'a>),
+}
+
+impl Stagger<'_> {
+    fn after(&mut self, addr: &SocketAddr) -> Option<Duration> {
+        match self {
+            Stagger::Never => None,
+            Stagger::Fixed(delay) => Some(*delay),
+            Stagger::Adaptive(pace) => Some(pace.delay_after(addr)),
+        }
+    }
+}
+
+/// How attempts are paced and bounded.
+#[derive(Debug)]
+pub(crate) struct Pace<'a> {
+    pub(crate) stagger: Stagger<'a>,
+    /// Abort an attempt that has run this long; `None` or a duration too large to add: never.
     pub(crate) attempt_timeout: Option<Duration>,
+    /// No attempt starts at or after this instant, and the race ends there.
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancel: Cancel<'a>,
 }
 
 /// One started attempt, kept for the error report.
 #[derive(Debug)]
-pub(crate) struct Record {
+struct Record {
     addr: SocketAddr,
     started: Instant,
     failure: Option<(io::Error, Instant)>,
@@ -32,17 +63,31 @@ pub(crate) struct Record {
 
 /// The attempts of one connect, measured from the connect's start.
 #[derive(Debug)]
-pub(crate) struct Log {
+pub(crate) struct Log<'m> {
     began: Instant,
     records: Vec<Record>,
+    /// A remembered winner to forget the moment it fails, not when the race ends, so that
+    /// concurrent connects stop trying it first.
+    remembered: Option<(&'m WinnerMemory, &'m HostKey, SocketAddr)>,
 }
 
-impl Log {
+impl<'m> Log<'m> {
     pub(crate) fn new(began: Instant) -> Self {
         Self {
             began,
             records: Vec::new(),
+            remembered: None,
         }
+    }
+
+    /// Forgets `addr` as `key`'s winner in `memory` if its attempt fails.
+    pub(crate) fn forget_on_failure(
+        &mut self,
+        memory: &'m WinnerMemory,
+        key: &'m HostKey,
+        addr: SocketAddr,
+    ) {
+        self.remembered = Some((memory, key, addr));
     }
 
     /// Closes the log: attempts still running when the connect ended get `unfinished` errors.
@@ -60,10 +105,11 @@ impl Log {
         Attempts::new(attempts.collect())
     }
 
-    fn start(&mut self, addr: SocketAddr) -> usize {
+    fn start(&mut self, addr: SocketAddr, now: Instant) -> usize {
+        tracing::debug!(%addr, elapsed = ?now - self.began, "attempt started");
         self.records.push(Record {
             addr,
-            started: Instant::now(),
+            started: now,
             failure: None,
         });
         self.records.len() - 1
@@ -79,6 +125,27 @@ impl Log {
             "attempt failed"
         );
         record.failure = Some((error, Instant::now()));
+        if let Some((memory, key, addr)) = self.remembered {
+            if addr == record.addr {
+                memory.forget(key, addr);
+            }
+        }
+    }
+
+    /// Traces the attempts still running when `winner` won; they are about to be dropped.
+    fn trace_cancelled(&self, winner: usize) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let running = self.records.iter().enumerate();
+        for (_, record) in running.filter(|&(i, r)| i != winner && r.failure.is_none()) {
+            tracing::debug!(
+                addr = %record.addr,
+                elapsed = ?self.began.elapsed(),
+                took = ?record.started.elapsed(),
+                "attempt cancelled"
+            );
+        }
     }
 }
 
@@ -91,48 +158,102 @@ pub(crate) struct Won<S> {
     pub(crate) took: Duration,
 }
 
+/// How a race ended; the attempts are in the log.
+#[derive(Debug)]
+pub(crate) enum Outcome<S> {
+    Won(Won<S>),
+    /// Every address was tried and every attempt failed.
+    Exhausted,
+    TimedOut,
+    Cancelled,
+}
+
 enum Event<S> {
     Finished(usize, io::Result<S>),
     TimerFired,
+    Cancelled,
 }
 
-/// Dials `addrs` in order and returns the first stream to connect, or `None` once every
-/// attempt failed (the reasons are in `log`).
+/// Dials `addrs` in order and returns the first stream to connect.
 ///
-/// Attempt 1 starts at once; each next one when `pace.stagger` has passed since the last start
+/// Attempt 1 starts at once; each next one when the stagger has passed since the last start
 /// or at once when an attempt fails. Starting an attempt never disturbs a running one. When one
 /// connects, every other running attempt is dropped (closing its socket) before this returns,
-/// and no further attempt starts.
+/// and no further attempt starts. Only attempts whose waker fired are polled.
 pub(crate) async fn race<S, D, Fut>(
     addrs: &[SocketAddr],
-    pace: Pace,
+    pace: Pace<'_>,
     dial: &mut D,
-    log: &mut Log,
-) -> Option<Won<S>>
+    log: &mut Log<'_>,
+) -> Outcome<S>
 where
     D: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<S>>,
 {
-    let mut race = Race {
+    if pace.cancel.is_cancelled() {
+        return Outcome::Cancelled;
+    }
+    match addrs {
+        [addr] => alone(*addr, pace, dial, log).await,
+        // Boxed so that the common one-address connect carries none of its state.
+        _ => Box::pin(many(addrs, pace, dial, log)).await,
+    }
+}
+
+async fn many<S, D, Fut>(
+    addrs: &[SocketAddr],
+    pace: Pace<'_>,
+    dial: &mut D,
+    log: &mut Log<'_>,
+) -> Outcome<S>
+where
+    D: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<S>>,
+{
+    let deadline = pace.deadline;
+    let mut cancelled = pin!(pace.cancel.fired());
+    let mut starter = Starter {
         pending: addrs.iter(),
-        running: Vec::new(),
-        next_start: None,
-        pace,
-        dial,
-        log,
+        stagger: pace.stagger,
+        attempt_timeout: pace.attempt_timeout,
+        deadline,
     };
-    // One timer serves both the stagger and the attempt timeout. It is created only when
-    // needed, so a single-address connect without attempt timeout never touches the timer wheel.
-    let mut timer: Pin<&mut Option<Sleep>> = pin!(None);
-    race.start_next();
-    while !race.running.is_empty() {
+    let mut running = FuturesUnordered::new();
+    // Starts the next attempt, if one may start, and says when the stagger starts another.
+    let mut start_next = |now: Instant, running: &mut FuturesUnordered<_>, log: &mut Log<'_>| {
+        let (addr, index) = starter.next(now, log)?;
+        running.push(Dialing::new(
+            index,
+            dial(addr),
+            now,
+            starter.attempt_timeout,
+        ));
+        starter.next_start(now, &addr)
+    };
+    let mut next_start = start_next(Instant::now(), &mut running, log);
+    // Created only when needed, so a single-address connect without deadline never touches the
+    // timer wheel.
+    let mut timer = pin!(None::<Sleep>);
+    loop {
+        if running.is_empty() {
+            // Nothing runs and nothing more could start: all failed, or time is up.
+            return match addrs.len() - log.records.len() {
+                0 => Outcome::Exhausted,
+                _ => Outcome::TimedOut,
+            };
+        }
+        let due = match next_start {
+            Some(start) if deadline.is_none_or(|deadline| start < deadline) => Some(start),
+            _ => deadline,
+        };
         let event = poll_fn(|cx| {
-            for (position, (_, attempt)) in race.running.iter_mut().enumerate() {
-                if let Poll::Ready(result) = attempt.as_mut().poll(cx) {
-                    return Poll::Ready(Event::Finished(position, result));
-                }
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Cancelled);
             }
-            let Some(due) = race.next_due() else {
+            if let Poll::Ready(Some((index, result))) = running.poll_next_unpin(cx) {
+                return Poll::Ready(Event::Finished(index, result));
+            }
+            let Some(due) = due else {
                 return Poll::Pending;
             };
             match timer.as_mut().as_pin_mut() {
@@ -146,104 +267,145 @@ where
             }
         })
         .await;
+        let now = Instant::now();
         match event {
-            Event::Finished(position, Ok(stream)) => return Some(race.win(position, stream)),
-            Event::Finished(position, Err(error)) => {
-                let (index, _) = race.running.remove(position);
-                race.log.fail(index, error);
-                race.start_next();
+            Event::Cancelled => return Outcome::Cancelled,
+            Event::Finished(index, Ok(stream)) => {
+                log.trace_cancelled(index);
+                drop(running);
+                let record = &log.records[index];
+                let took = now - record.started;
+                tracing::debug!(addr = %record.addr, elapsed = ?now - log.began, ?took, "attempt won");
+                return Outcome::Won(Won {
+                    stream,
+                    addr: record.addr,
+                    took,
+                });
             }
-            Event::TimerFired => race.on_timer(),
+            Event::Finished(index, Err(error)) => {
+                log.fail(index, error);
+                next_start = start_next(now, &mut running, log);
+            }
+            Event::TimerFired if is_past(deadline, now) => return Outcome::TimedOut,
+            Event::TimerFired => {
+                if next_start.is_some_and(|at| at <= now) {
+                    next_start = start_next(now, &mut running, log);
+                }
+            }
         }
     }
-    None
 }
 
-struct Race<'a, D, Fut> {
-    pending: std::slice::Iter<'a, SocketAddr>,
-    /// Running attempts in start order: (index into the log, the dial future).
-    running: Vec<(usize, Pin<Box<Fut>>)>,
-    /// When the stagger starts the next attempt, if one is left to start.
-    next_start: Option<Instant>,
-    pace: Pace,
-    dial: &'a mut D,
-    log: &'a mut Log,
+/// Starts attempts in list order.
+struct Starter<'l, 'p> {
+    pending: std::slice::Iter<'l, SocketAddr>,
+    stagger: Stagger<'p>,
+    attempt_timeout: Option<Duration>,
+    deadline: Option<Instant>,
 }
 
-impl<S, D, Fut> Race<'_, D, Fut>
+impl Starter<'_, '_> {
+    /// The next address and its index in the log, unless none is left or the deadline has
+    /// come.
+    fn next(&mut self, now: Instant, log: &mut Log<'_>) -> Option<(SocketAddr, usize)> {
+        if is_past(self.deadline, now) {
+            return None;
+        }
+        let &addr = self.pending.next()?;
+        Some((addr, log.start(addr, now)))
+    }
+
+    /// When the stagger starts the attempt after the one just started to `addr`.
+    fn next_start(&mut self, now: Instant, addr: &SocketAddr) -> Option<Instant> {
+        if self.pending.len() == 0 {
+            return None;
+        }
+        let delay = self.stagger.after(addr)?;
+        now.checked_add(delay)
+    }
+}
+
+/// The race of one address: nothing to stagger, so no bookkeeping beyond the one attempt,
+/// bounded by the deadline and the cancellation tokens with the same tie rules.
+async fn alone<S, D, Fut>(
+    addr: SocketAddr,
+    pace: Pace<'_>,
+    dial: &mut D,
+    log: &mut Log<'_>,
+) -> Outcome<S>
 where
     D: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<S>>,
 {
-    fn start_next(&mut self) {
-        let Some(&addr) = self.pending.next() else {
-            self.next_start = None;
-            return;
+    let now = Instant::now();
+    if is_past(pace.deadline, now) {
+        return Outcome::TimedOut;
+    }
+    let index = log.start(addr, now);
+    let attempt = Dialing::new(index, dial(addr), now, pace.attempt_timeout);
+    match bounded(attempt, pace.deadline, pace.cancel).await {
+        Bounded::Done((_, Ok(stream))) => {
+            let took = now.elapsed();
+            tracing::debug!(%addr, elapsed = ?log.began.elapsed(), ?took, "attempt won");
+            Outcome::Won(Won { stream, addr, took })
+        }
+        Bounded::Done((_, Err(error))) => {
+            log.fail(index, error);
+            Outcome::Exhausted
+        }
+        Bounded::TimedOut => Outcome::TimedOut,
+        Bounded::Cancelled => Outcome::Cancelled,
+    }
+}
+
+pin_project! {
+    /// One attempt: a dial future, bounded by its own timeout, tagged with its index in the log.
+    struct Dialing<F> {
+        index: usize,
+        #[pin]
+        dial: F,
+        limit: Option<Duration>,
+        expires: Option<Instant>,
+        // Created when the dial first waits, so an attempt that is ready at once sets no timer.
+        #[pin]
+        timer: Option<Sleep>,
+    }
+}
+
+impl<F> Dialing<F> {
+    fn new(index: usize, dial: F, now: Instant, limit: Option<Duration>) -> Self {
+        Self {
+            index,
+            dial,
+            limit,
+            expires: deadline_after(now, limit),
+            timer: None,
+        }
+    }
+}
+
+impl<S, F: Future<Output = io::Result<S>>> Future for Dialing<F> {
+    type Output = (usize, io::Result<S>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(result) = this.dial.poll(cx) {
+            return Poll::Ready((*this.index, result));
+        }
+        let Some(expires) = *this.expires else {
+            return Poll::Pending;
         };
-        let index = self.log.start(addr);
-        tracing::debug!(%addr, elapsed = ?self.log.began.elapsed(), "attempt started");
-        self.running.push((index, Box::pin((self.dial)(addr))));
-        let more = !self.pending.as_slice().is_empty();
-        self.next_start = match self.pace.stagger {
-            Some(delay) if more => Some(self.log.records[index].started + delay),
-            _ => None,
-        };
-    }
-
-    /// When the oldest running attempt runs out of time, if attempts have a limit.
-    fn oldest_deadline(&self) -> Option<Instant> {
-        let limit = self.pace.attempt_timeout?;
-        let &(oldest, _) = self.running.first()?;
-        Some(self.log.records[oldest].started + limit)
-    }
-
-    /// The next moment the timer must wake the race.
-    fn next_due(&self) -> Option<Instant> {
-        match (self.next_start, self.oldest_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        if this.timer.is_none() {
+            this.timer.set(Some(sleep_until(expires)));
         }
-    }
-
-    /// Times out the oldest attempt if its time is up (which starts the next one at once), or
-    /// else starts the next attempt because the stagger has passed.
-    fn on_timer(&mut self) {
-        let now = Instant::now();
-        if self
-            .oldest_deadline()
-            .is_some_and(|deadline| deadline <= now)
-        {
-            let (index, _) = self.running.remove(0);
-            let limit = self.pace.attempt_timeout.unwrap_or_default();
-            let message = format!("attempt timed out after {limit:?}");
-            self.log
-                .fail(index, io::Error::new(io::ErrorKind::TimedOut, message));
-            self.start_next();
-        } else if self.next_start.is_some_and(|at| at <= now) {
-            self.start_next();
-        }
-    }
-
-    /// Takes the winner out and drops every other running attempt, closing its socket.
-    fn win(&mut self, position: usize, stream: S) -> Won<S> {
-        let (index, _) = self.running.remove(position);
-        let record = &self.log.records[index];
-        let took = record.started.elapsed();
-        tracing::debug!(addr = %record.addr, elapsed = ?self.log.began.elapsed(), ?took, "attempt won");
-        for (loser, attempt) in self.running.drain(..) {
-            drop(attempt);
-            let record = &self.log.records[loser];
-            tracing::debug!(
-                addr = %record.addr,
-                elapsed = ?self.log.began.elapsed(),
-                took = ?record.started.elapsed(),
-                "attempt cancelled"
-            );
-        }
-        Won {
-            stream,
-            addr: record.addr,
-            took,
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => {
+                let limit = this.limit.unwrap_or_default();
+                let message = format!("attempt timed out after {limit:?}");
+                let error = io::Error::new(io::ErrorKind::TimedOut, message);
+                Poll::Ready((*this.index, Err(error)))
+            }
+            _ => Poll::Pending,
         }
     }
 }

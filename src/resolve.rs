@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::target::canonical_name;
+
 /// Which address families a connector dials.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -91,9 +93,8 @@ struct Override {
 impl Overrides {
     /// Adds or replaces the override for `host` and `port` (`None`: any port).
     pub(crate) fn set(&mut self, host: &str, port: Option<u16>, addrs: Arc<[SocketAddr]>) {
-        let host = normalize(host);
-        self.0
-            .retain(|o| !(same_host(&o.host, host) && o.port == port));
+        let host = canonical_name(host);
+        self.0.retain(|o| !(*o.host == *host && o.port == port));
         self.0.push(Override {
             host: host.into(),
             port,
@@ -104,12 +105,12 @@ impl Overrides {
     /// The overriding addresses for `host` and `port`, an exact port before "any port"; an
     /// address given with port 0 takes `port`.
     pub(crate) fn find(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
-        let host = normalize(host);
-        let matching = |wanted: Option<u16>| {
-            self.0
-                .iter()
-                .find(|o| o.port == wanted && same_host(&o.host, host))
-        };
+        if self.0.is_empty() {
+            return None;
+        }
+        let host = canonical_name(host);
+        let matching =
+            |wanted: Option<u16>| self.0.iter().find(|o| o.port == wanted && *o.host == *host);
         let found = matching(Some(port)).or_else(|| matching(None))?;
         let with_port = |addr: &SocketAddr| match addr.port() {
             0 => SocketAddr::new(addr.ip(), port),
@@ -117,15 +118,6 @@ impl Overrides {
         };
         Some(found.addrs.iter().map(with_port).collect())
     }
-}
-
-/// Host names compare without case and without a trailing dot.
-fn normalize(host: &str) -> &str {
-    host.strip_suffix('.').unwrap_or(host)
-}
-
-fn same_host(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
 }
 
 /// Lists longer than this are de-duplicated with a hash set rather than by scanning.

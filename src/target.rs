@@ -1,5 +1,6 @@
 //! What to connect to: parsing `host:port` strings and the other accepted forms.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::str::FromStr;
@@ -225,6 +226,11 @@ pub enum TargetError {
     /// `ws`, `wss`).
     #[error("URI has no port and no scheme with a default port")]
     UnknownScheme,
+    /// A [`HyperConnector`](crate::HyperConnector) that enforces plain HTTP was given a URI
+    /// whose scheme is not `http` or `ws` (such as `https`): it would have sent it in clear
+    /// text. A TLS connector wrapping it needs `enforce_http(false)`.
+    #[error("scheme is not http or ws (a TLS connector must wrap this one)")]
+    SchemeNotHttp,
 }
 
 /// Conversion into a [`Target`]: implemented for every form a `connect` method accepts.
@@ -372,15 +378,25 @@ fn parse_port(text: &str) -> Result<u16, TargetError> {
     }
 }
 
-/// Parses an IPv6 literal without brackets, with an optional `%zone` (index or interface name).
+/// Parses an IPv6 literal without brackets, with an optional `%zone` (index or interface name),
+/// also in RFC 6874's URI form, where the `%` is written `%25`: `fe80::1%25eth0`.
 fn parse_ipv6(text: &str, port: u16) -> Result<SocketAddrV6, TargetError> {
     let (ip, zone) = match text.split_once('%') {
-        Some((ip, zone)) => (ip, Some(zone)),
+        Some((ip, zone)) => (ip, Some(uri_decoded_zone(zone))),
         None => (text, None),
     };
     let ip = Ipv6Addr::from_str(ip).map_err(|_| TargetError::InvalidIpv6)?;
     let scope_id = zone.map(parse_zone).transpose()?.unwrap_or(0);
     Ok(SocketAddrV6::new(ip, port, 0, scope_id))
+}
+
+/// RFC 6874 writes a zone's `%` as `%25`. A zone that starts with `25` and goes on with a
+/// non-digit (`25eth0`) can only be that form; `%251` stays interface index 251.
+fn uri_decoded_zone(zone: &str) -> &str {
+    match zone.strip_prefix("25") {
+        Some(rest) if rest.starts_with(|c: char| !c.is_ascii_digit()) => rest,
+        _ => zone,
+    }
 }
 
 fn parse_zone(zone: &str) -> Result<u32, TargetError> {
@@ -407,6 +423,16 @@ fn interface_index(name: &str) -> Option<u32> {
 #[cfg(not(target_os = "linux"))]
 fn interface_index(_name: &str) -> Option<u32> {
     None
+}
+
+/// The form in which host names compare: ASCII lower case, without a trailing dot. Borrows
+/// when `name` already is in that form.
+pub(crate) fn canonical_name(name: &str) -> Cow<'_, str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    match name.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(name.to_ascii_lowercase()),
+        false => Cow::Borrowed(name),
+    }
 }
 
 /// Checks a host name against RFC 1123 rules, also allowing `_` which real internal names use.
@@ -502,13 +528,17 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         #[cfg(target_os = "linux")]
-        {
-            let target = Target::parse("[fe80::1%lo]:80").unwrap();
+        for text in ["[fe80::1%lo]:80", "[fe80::1%25lo]:80"] {
+            let target = Target::parse(text).unwrap();
             let lo = interface_index("lo").expect("lo has an index");
             match target.addrs() {
                 [SocketAddr::V6(addr)] => assert_eq!(addr.scope_id(), lo),
                 other => panic!("unexpected {other:?}"),
             }
+        }
+        match Target::parse("[fe80::1%251]:80").unwrap().addrs() {
+            [SocketAddr::V6(addr)] => assert_eq!(addr.scope_id(), 251),
+            other => panic!("unexpected {other:?}"),
         }
         assert_eq!(
             Target::parse("[fe80::1%../x]:80"),
@@ -548,6 +578,15 @@ mod tests {
         assert_eq!(check_name("127.1"), Err(TargetError::InvalidIpv4));
         assert_eq!(check_name("0x7f000001"), Err(TargetError::InvalidIpv4));
         assert_eq!(check_name("1.2.example"), Ok(()));
+    }
+
+    #[test]
+    fn canonical_names() {
+        assert_eq!(canonical_name("Dual.Test."), "dual.test");
+        assert!(matches!(
+            canonical_name("dual.test"),
+            Cow::Borrowed("dual.test")
+        ));
     }
 
     #[test]

@@ -41,7 +41,7 @@ async fn every_failed_attempt_is_reported_with_its_address() {
     assert!(attempts[1].error().to_string().contains("127.0.0.1:1"));
     assert_eq!(
         error.to_string(),
-        "could not connect to [::1]:1 (+3 more): connection reset"
+        "could not connect to [::1]:1 (+3 more) (127.0.0.1:2: scripted failure of 127.0.0.1:2, 1 of 4 attempts)"
     );
     assert_eq!(error.kind(), ErrorKind::ConnectionReset);
     // A reset got further than a refusal, which got further than the local errors.

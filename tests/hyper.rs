@@ -7,7 +7,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{BlackHole, has_ipv6_loopback};
+use std::sync::atomic::Ordering::SeqCst;
+
+use common::{BlackHole, EofServer, eventually, has_ipv6_loopback};
 use connect_any::{ConnectError, Connector, HyperConnector, TargetError};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
@@ -86,7 +88,7 @@ async fn ipv6_literal_uris_lose_their_brackets() {
 
 #[tokio::test]
 async fn bad_uris_are_clear_errors() {
-    let mut connector = HyperConnector::default();
+    let mut connector = HyperConnector::default().enforce_http(false);
     let no_host = connector
         .call("/just/a/path".parse().unwrap())
         .await
@@ -117,4 +119,45 @@ async fn bad_uris_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(error.is_connect(), "{error:?}");
+}
+
+/// An `https` URI through a plain-TCP connector would send the request, headers and all, in
+/// clear text: it is refused before anything is dialed, whatever the scheme's case.
+#[tokio::test]
+async fn tls_schemes_are_refused_before_any_connect() {
+    let server = EofServer::start("127.0.0.1").await;
+    let port = server.addr.port();
+    let mut connector = HyperConnector::default();
+    for scheme in ["https", "HTTPS", "wss", "Wss", "ftp"] {
+        let uri = format!("{scheme}://127.0.0.1:{port}/").parse().unwrap();
+        let error = connector.call(uri).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConnectError::InvalidTarget(TargetError::SchemeNotHttp)
+            ),
+            "{scheme}: {error:?}"
+        );
+    }
+    let no_scheme = connector.call("/just/a/path".parse().unwrap()).await;
+    assert!(matches!(
+        no_scheme,
+        Err(ConnectError::InvalidTarget(TargetError::SchemeNotHttp))
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        server.accepted.load(SeqCst),
+        0,
+        "nothing reached the listener"
+    );
+
+    for scheme in ["http", "HTTP", "ws", "WS"] {
+        let uri = format!("{scheme}://127.0.0.1:{port}/").parse().unwrap();
+        let stream = connector.call(uri).await.unwrap();
+        drop(stream);
+    }
+    let mut tls_wrapped = HyperConnector::default().enforce_http(false);
+    let uri = format!("https://127.0.0.1:{port}/").parse().unwrap();
+    drop(tls_wrapped.call(uri).await.unwrap());
+    assert!(eventually(|| server.accepted.load(SeqCst) == 5).await);
 }

@@ -86,9 +86,18 @@ async fn a_failing_resolver_is_a_resolve_error_with_its_cause() {
         .connect_with("fails.test:1", script.dialer())
         .await;
     let error = error.unwrap_err();
-    assert_eq!(error.to_string(), "failed to resolve fails.test:1");
-    let source = std::error::Error::source(&error).expect("the resolver's error is the source");
-    assert_eq!(source.to_string(), "fails.test: no such name");
+    assert_eq!(
+        error.to_string(),
+        "failed to resolve fails.test:1: fails.test: no such name"
+    );
+    assert!(
+        std::error::Error::source(&error).is_none(),
+        "the message shows the cause, so a reporter walking source() prints it once"
+    );
+    let ConnectError::Resolve { cause, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(cause.to_string(), "fails.test: no such name");
     assert_eq!(io::Error::from(error).kind(), ErrorKind::NotFound);
 }
 

@@ -1,0 +1,200 @@
+//! What ends a connect early: deadlines (with arithmetic that never overflows) and
+//! cancellation tokens.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+/// `start + limit`, or `None` (no limit) when there is no limit or the sum would overflow:
+/// a duration too large to add, such as `Duration::MAX`, means "never".
+pub(crate) fn deadline_after(start: Instant, limit: Option<Duration>) -> Option<Instant> {
+    start.checked_add(limit?)
+}
+
+/// The earlier of two optional deadlines.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether `deadline` has come.
+pub(crate) fn is_past(deadline: Option<Instant>, now: Instant) -> bool {
+    deadline.is_some_and(|deadline| now >= deadline)
+}
+
+/// The cancellation tokens that apply to one connect: the connector's and the call's own.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Cancel<'a> {
+    pub(crate) connector: Option<&'a CancellationToken>,
+    pub(crate) call: Option<&'a CancellationToken>,
+}
+
+impl<'a> Cancel<'a> {
+    pub(crate) fn is_cancelled(&self) -> bool {
+        [self.connector, self.call]
+            .into_iter()
+            .flatten()
+            .any(CancellationToken::is_cancelled)
+    }
+
+    /// Completes when either token is cancelled; never without a token.
+    pub(crate) fn fired(self) -> Fired<'a> {
+        Fired {
+            connector: self.connector.map(CancellationToken::cancelled),
+            call: self.call.map(CancellationToken::cancelled),
+        }
+    }
+}
+
+pin_project! {
+    /// See [`Cancel::fired`].
+    pub(crate) struct Fired<'a> {
+        #[pin]
+        connector: Option<WaitForCancellationFuture<'a>>,
+        #[pin]
+        call: Option<WaitForCancellationFuture<'a>>,
+    }
+}
+
+impl Future for Fired<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let connector = this.connector.as_pin_mut().map(|f| f.poll(cx));
+        let call = this.call.as_pin_mut().map(|f| f.poll(cx));
+        match (connector, call) {
+            (Some(Poll::Ready(())), _) | (_, Some(Poll::Ready(()))) => Poll::Ready(()),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+/// How a bounded piece of work ended.
+pub(crate) enum Bounded<T> {
+    Done(T),
+    TimedOut,
+    Cancelled,
+}
+
+pin_project! {
+    /// See [`bounded`].
+    pub(crate) struct BoundedFuture<'a, F> {
+        #[pin]
+        work: F,
+        #[pin]
+        cancelled: Fired<'a>,
+        deadline: Option<Instant>,
+        // Created on the first poll that finds the work pending, so that work which is ready at
+        // once never touches the timer wheel.
+        #[pin]
+        timer: Option<Sleep>,
+    }
+}
+
+/// Runs `work` until it finishes, `deadline` passes or `cancel` fires, whichever is first;
+/// cancellation wins ties, then the work.
+pub(crate) fn bounded<F: Future>(
+    work: F,
+    deadline: Option<Instant>,
+    cancel: Cancel<'_>,
+) -> BoundedFuture<'_, F> {
+    BoundedFuture {
+        work,
+        cancelled: cancel.fired(),
+        deadline,
+        timer: None,
+    }
+}
+
+impl<F: Future> Future for BoundedFuture<'_, F> {
+    type Output = Bounded<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if this.cancelled.poll(cx).is_ready() {
+            return Poll::Ready(Bounded::Cancelled);
+        }
+        if let Poll::Ready(output) = this.work.poll(cx) {
+            return Poll::Ready(Bounded::Done(output));
+        }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        if this.timer.is_none() {
+            this.timer.set(Some(sleep_until(deadline)));
+        }
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Bounded::TimedOut),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_deadline() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(earliest(Some(later), None), Some(later));
+        assert_eq!(earliest(None, Some(now)), Some(now));
+        assert_eq!(earliest(Some(later), Some(now)), Some(now));
+    }
+
+    #[test]
+    fn a_limit_too_large_to_add_is_no_limit() {
+        let now = Instant::now();
+        assert_eq!(deadline_after(now, None), None);
+        assert_eq!(deadline_after(now, Some(Duration::MAX)), None);
+        let second = Duration::from_secs(1);
+        assert_eq!(deadline_after(now, Some(second)), Some(now + second));
+    }
+
+    #[test]
+    fn a_deadline_is_past_from_its_own_instant_on() {
+        let now = Instant::now();
+        assert!(!is_past(None, now));
+        assert!(is_past(Some(now), now));
+        assert!(!is_past(Some(now + Duration::from_millis(1)), now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn either_token_cancels() {
+        let (a, b) = (CancellationToken::new(), CancellationToken::new());
+        let cancel = Cancel {
+            connector: Some(&a),
+            call: Some(&b),
+        };
+        assert!(!cancel.is_cancelled());
+        b.cancel();
+        assert!(cancel.is_cancelled());
+        let work = std::future::pending::<()>();
+        assert!(matches!(
+            bounded(work, None, cancel).await,
+            Bounded::Cancelled
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_done_at_the_deadline_is_done() {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let work = tokio::time::sleep_until(deadline);
+        let ended = bounded(work, Some(deadline), Cancel::default()).await;
+        assert!(matches!(ended, Bounded::Done(())));
+        let late = tokio::time::sleep_until(deadline + Duration::from_millis(1));
+        let ended = bounded(late, Some(deadline), Cancel::default()).await;
+        assert!(matches!(ended, Bounded::TimedOut));
+        assert_eq!(Instant::now(), deadline);
+    }
+}
