@@ -317,3 +317,143 @@ async fn without_adaptive_delay_history_changes_nothing() {
     warm_up(&connector, ms(1), 50).await;
     assert_eq!(second_attempt_after(&connector).await, ms(250));
 }
+
+/// Answers every name with the same addresses.
+#[derive(Debug)]
+struct AnyName(Vec<SocketAddr>);
+
+impl Resolve for AnyName {
+    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolving<'a> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+/// `127.0.0.1:port` addresses form the near prefix; a far host's live in 127.0.1.0/24.
+fn far(n: u8) -> SocketAddr {
+    SocketAddr::from(([127, 0, 1, n], 1))
+}
+
+/// The attempt start times of one connect to the far host, whose 8 addresses all connect after
+/// 150 ms.
+async fn far_connect(connector: &Connector) -> Vec<Duration> {
+    let list: Vec<_> = (1..=8).map(far).collect();
+    let steps: Vec<_> = list.iter().map(|&a| (a, Step::Connect(ms(150)))).collect();
+    let script = Script::new(&steps);
+    let won = connector.connect_with(list, script.dialer()).await.unwrap();
+    assert_eq!(won.addr, far(1));
+    script.start_times()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_far_host_gets_one_extra_attempt_at_most_after_near_connects() {
+    let connector = Connector::new().adaptive_delay(true);
+    warm_up(&connector, ms(1), 50).await;
+    assert_eq!(
+        far_connect(&connector).await,
+        [ms(0), ms(10)],
+        "the connector-wide estimate paces one extra attempt, then the configured delay"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            far_connect(&connector).await,
+            [ms(0)],
+            "its own 150 ms connect time is known: no extra attempt"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn near_hosts_keep_their_pace_after_far_connects() {
+    let connector = Connector::new().adaptive_delay(true);
+    warm_up(&connector, ms(1), 50).await;
+    for _ in 0..20 {
+        far_connect(&connector).await;
+    }
+    // The near host: its first address hangs, its second is in the same fast prefix.
+    let script = Script::new(&[(v4(7), Step::Hang), (v4(8), Step::Connect(ms(1)))]);
+    connector
+        .connect_with(vec![v4(7), v4(8)], script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(script.start_times(), [ms(0), ms(10)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_name_with_a_black_holed_first_address_is_still_reached_fast() {
+    let connector = Connector::new()
+        .adaptive_delay(true)
+        .resolver(common::FixedResolver::new("new.test", &[v6(9), v4(9)]));
+    warm_up(&connector, ms(1), 50).await;
+    let script = Script::new(&[(v6(9), Step::Hang), (v4(9), Step::Connect(ms(1)))]);
+    let won = connector
+        .connect_with("new.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v4(9));
+    assert!(
+        script.elapsed() <= ms(20),
+        "reached after {:?}",
+        script.elapsed()
+    );
+    assert_eq!(script.start_times(), [ms(0), ms(10)]);
+}
+
+/// `Dual.Test`, `dual.test.` and `dual.test` are one host to the memory.
+#[tokio::test(start_paused = true)]
+async fn memory_keys_ignore_case_and_a_trailing_dot() {
+    let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
+    let connector = Connector::new().resolver(AnyName(vec![v6(1), v4(1)]));
+    connector
+        .connect_with("Dual.Test:1", script.dialer())
+        .await
+        .unwrap();
+    for (n, name) in ["dual.test.:1", "dual.test:1", "DUAL.test:1"]
+        .into_iter()
+        .enumerate()
+    {
+        let seen = script.starts().len();
+        connector.connect_with(name, script.dialer()).await.unwrap();
+        assert_eq!(first_start(&script, seen).0, v4(1), "{name} (connect {n})");
+    }
+    assert!(
+        format!("{connector:?}").contains("hosts: 1"),
+        "{connector:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn override_targets_never_fill_the_memory() {
+    let script = Script::new(&[(v4(1), Step::Connect(ms(1)))]);
+    let mut connector = Connector::new();
+    for n in 0..100 {
+        connector = connector.resolve_override(&format!("pinned-{n}.test"), None, [v4(1)]);
+    }
+    for n in 0..100 {
+        let name = format!("pinned-{n}.test:1");
+        connector.connect_with(name, script.dialer()).await.unwrap();
+    }
+    assert!(
+        format!("{connector:?}").contains("hosts: 0"),
+        "{connector:?}"
+    );
+}
+
+/// Printing a connector neither locks up nor lists every remembered host.
+#[tokio::test(start_paused = true)]
+async fn debug_of_a_busy_connector_is_a_summary() {
+    let names: Vec<String> = (0..1000).map(|n| format!("host-{n}.test")).collect();
+    let connector = Connector::new()
+        .resolver(AnyName(vec![v4(1)]))
+        .winner_memory(4096, ms(60_000));
+    let script = Script::new(&[(v4(1), Step::Connect(ms(1)))]);
+    for name in &names {
+        connector
+            .connect_with((name.as_str(), 1), script.dialer())
+            .await
+            .unwrap();
+    }
+    let debug = format!("{connector:?}");
+    assert!(debug.contains("hosts: 1000"), "{debug}");
+    assert!(!debug.contains("host-1.test"), "{debug}");
+    assert!(debug.len() < 2000, "{} bytes", debug.len());
+}

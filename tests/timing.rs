@@ -384,3 +384,165 @@ async fn families_can_be_restricted() {
     assert!(matches!(error, ConnectError::NoAddresses { .. }));
     assert_eq!(script.starts().len(), 1);
 }
+
+/// Four addresses that never answer, an overall timeout of 500 ms and the 250 ms delay: the
+/// third attempt would be due at exactly 500 ms, which is too late to start.
+#[tokio::test(start_paused = true)]
+async fn no_attempt_starts_at_or_after_the_deadline() {
+    let script = Script::new(&[]);
+    let error = happy()
+        .timeout(Some(ms(500)))
+        .connect_with(vec![v6(1), v4(1), v6(2), v4(2)], script.dialer())
+        .await
+        .unwrap_err();
+    assert_eq!(script.start_times(), [ms(0), ms(250)]);
+    let ConnectError::TimedOut {
+        elapsed, attempts, ..
+    } = &error
+    else {
+        panic!("expected a timeout, got {error:?}");
+    };
+    assert_eq!(*elapsed, ms(500));
+    let durations: Vec<_> = attempts.iter().map(|a| a.duration()).collect();
+    assert_eq!(durations, [ms(500), ms(250)], "no attempt of 0 ns");
+    assert_eq!(script.live(), 0);
+}
+
+/// A failure at the deadline does not start the next attempt either.
+#[tokio::test(start_paused = true)]
+async fn a_failure_at_the_deadline_starts_nothing() {
+    let script = Script::new(&[(v6(1), Step::Fail(ms(500), ErrorKind::ConnectionRefused))]);
+    let error = sequential()
+        .timeout(Some(ms(500)))
+        .connect_with(vec![v6(1), v4(1)], script.dialer())
+        .await
+        .unwrap_err();
+    assert_eq!(script.start_times(), [ms(0)]);
+    assert!(
+        matches!(error, ConnectError::TimedOut { elapsed, .. } if elapsed == ms(500)),
+        "{error:?}"
+    );
+}
+
+/// The tie rule both ways: connected at the deadline is connected; 1 ms later is too late.
+#[tokio::test(start_paused = true)]
+async fn a_stream_connected_at_the_deadline_is_returned() {
+    for (connects_at, in_time) in [(ms(500), true), (ms(501), false)] {
+        // Raced: the second attempt starts at 250 ms.
+        let script = Script::new(&[
+            (v6(1), Step::Hang),
+            (v4(1), Step::Connect(connects_at - ms(250))),
+        ]);
+        let raced = happy()
+            .timeout(Some(ms(500)))
+            .connect_with(vec![v6(1), v4(1)], script.dialer())
+            .await;
+        let raced_took = script.elapsed();
+        // Alone: one address takes the direct path.
+        let alone_script = Script::new(&[(v4(1), Step::Connect(connects_at))]);
+        let alone = happy()
+            .timeout(Some(ms(500)))
+            .connect_with(v4(1), alone_script.dialer())
+            .await;
+        let alone_took = alone_script.elapsed();
+        for (result, script, took) in [
+            (raced, &script, raced_took),
+            (alone, &alone_script, alone_took),
+        ] {
+            assert_eq!(took, ms(500));
+            match result {
+                Ok(stream) if in_time => assert_eq!(stream.addr, v4(1)),
+                Err(ConnectError::TimedOut { .. }) if !in_time => {}
+                other => panic!("connect at {connects_at:?}: {other:?}"),
+            }
+            assert!(script.live() <= usize::from(in_time));
+        }
+    }
+}
+
+/// `Duration::MAX` (or anything too long to add to an instant) means "no limit" for every
+/// duration setting, on both paths, and never panics.
+#[tokio::test(start_paused = true)]
+async fn duration_max_is_no_limit_for_every_setting() {
+    use std::time::Duration;
+    let max = Duration::MAX;
+    let connectors = [
+        ("timeout", happy().timeout(Some(max))),
+        ("attempt_timeout", happy().attempt_timeout(Some(max))),
+        ("resolve_timeout", happy().resolve_timeout(Some(max))),
+        ("attempt_delay", happy().attempt_delay(max)),
+        ("winner_memory", happy().winner_memory(16, max)),
+        (
+            "adaptive_delay",
+            happy().adaptive_delay(true).attempt_delay(max),
+        ),
+        (
+            "sequential",
+            sequential().timeout(Some(max)).attempt_timeout(Some(max)),
+        ),
+        (
+            "all",
+            happy()
+                .timeout(Some(max))
+                .attempt_timeout(Some(max))
+                .resolve_timeout(Some(max))
+                .attempt_delay(max)
+                .winner_memory(16, max),
+        ),
+    ];
+    for (setting, connector) in connectors {
+        let connector = connector.resolver(FixedResolver::new("max.test", &[v6(1), v4(1)]));
+        let script = Script::new(&[
+            (v6(1), Step::Fail(ms(30), ErrorKind::ConnectionRefused)),
+            (v4(1), Step::Connect(ms(5))),
+        ]);
+        let won = connector
+            .connect_with("max.test:1", script.dialer())
+            .await
+            .unwrap_or_else(|e| panic!("{setting}: {e}"));
+        assert_eq!(won.addr, v4(1), "{setting}");
+        assert_eq!(script.start_times(), [ms(0), ms(30)], "{setting}");
+        let alone = Script::new(&[(v4(1), Step::Connect(ms(5)))]);
+        connector
+            .connect_with(v4(1), alone.dialer())
+            .await
+            .unwrap_or_else(|e| panic!("{setting}, one address: {e}"));
+    }
+}
+
+/// Only woken attempts are polled: a few polls per attempt however many run at once (every
+/// wake used to poll every running attempt, 2 million polls for these 2,000).
+#[tokio::test(start_paused = true)]
+async fn each_attempt_is_polled_only_when_woken() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const ADDRESSES: u16 = 2000;
+    for attempt_timeout in [None, Some(ms(1_000_000))] {
+        let last = v4(ADDRESSES);
+        let script = Script::new(&[(last, Step::Connect(ms(1)))]);
+        let polls = Arc::new(AtomicUsize::new(0));
+        let mut dial = script.dialer();
+        let counting = |addr| {
+            let mut attempt = dial(addr);
+            let polls = polls.clone();
+            std::future::poll_fn(move |cx| {
+                polls.fetch_add(1, Ordering::Relaxed);
+                attempt.as_mut().poll(cx)
+            })
+        };
+        let list: Vec<_> = (1..=ADDRESSES).map(v4).collect();
+        let won = happy()
+            .attempt_delay(ms(10))
+            .attempt_timeout(attempt_timeout)
+            .connect_with(list, counting)
+            .await
+            .unwrap();
+        assert_eq!(won.addr, last);
+        let polls = polls.load(Ordering::Relaxed);
+        println!("{ADDRESSES} attempts, attempt timeout {attempt_timeout:?}: {polls} polls");
+        assert!(
+            polls <= 2 * usize::from(ADDRESSES) + 2,
+            "{polls} polls for {ADDRESSES} attempts"
+        );
+    }
+}
