@@ -15,8 +15,9 @@ use crate::history::{ConnectTimes, WinnerMemory};
 use crate::pipeline;
 use crate::policy::AddressPolicy;
 use crate::race::Stagger;
-use crate::resolve::{IpFamilies, Overrides, Resolve, SystemResolver};
+use crate::resolve::{IpFamilies, Overrides, Resolve};
 use crate::socket::SocketOptions;
+use crate::system::SystemResolver;
 use crate::target::IntoTarget;
 
 /// RFC 8305 §5's recommended Connection Attempt Delay.

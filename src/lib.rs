@@ -43,6 +43,7 @@
 mod connector;
 mod error;
 mod expiring;
+mod getaddrinfo;
 mod history;
 #[cfg(feature = "hyper")]
 mod hyper;
@@ -52,6 +53,7 @@ mod policy;
 mod race;
 mod resolve;
 mod socket;
+mod system;
 mod target;
 
 pub use connector::{Connector, Strategy};
@@ -59,7 +61,8 @@ pub use error::{Attempt, Attempts, ConnectError, Stage};
 #[cfg(feature = "hyper")]
 pub use hyper::{Connecting, HyperConnector};
 pub use policy::{AddressPolicy, is_public};
-pub use resolve::{IpFamilies, Resolve, Resolving, SystemResolver};
+pub use resolve::{IpFamilies, Resolve, Resolving};
+pub use system::SystemResolver;
 pub use target::{IntoTarget, Target, TargetError};
 
 use tokio::net::TcpStream;

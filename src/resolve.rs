@@ -68,17 +68,6 @@ pub trait Resolve: fmt::Debug + Send + Sync + 'static {
     fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a>;
 }
 
-/// The default resolver: the system's `getaddrinfo`, through tokio's
-/// [`lookup_host`](tokio::net::lookup_host), which runs it on the blocking thread pool.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemResolver;
-
-impl Resolve for SystemResolver {
-    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
-        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
-    }
-}
-
 /// Fixed answers for given names, like curl's `--resolve`: checked before the resolver.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Overrides(Vec<Override>);
