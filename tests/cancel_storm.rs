@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{BlackHole, EofServer, FixedResolver, Rng, eventually, open_fds};
@@ -25,7 +26,7 @@ struct Tally {
 /// about 2 and 12 ms, and the working one connects at about 25 ms (timers round up to the next
 /// millisecond), so a cut in 0-35 ms lands before resolution ends, between attempts, or around
 /// the win.
-async fn one(connector: Connector, by_token: bool, after: Duration) -> Tally {
+async fn one(connector: Connector, server: SocketAddr, by_token: bool, after: Duration) -> Tally {
     let mut tally = Tally::default();
     if by_token {
         let token = CancellationToken::new();
@@ -35,17 +36,31 @@ async fn one(connector: Connector, by_token: bool, after: Duration) -> Tally {
             token.cancel();
         });
         match connector.connect("storm.test:1").await {
-            Ok(_) => tally.connected += 1,
+            Ok(stream) => {
+                assert_eq!(
+                    stream.peer_addr().unwrap(),
+                    server,
+                    "the working address won"
+                );
+                tally.connected += 1;
+            }
             Err(ConnectError::Cancelled { .. }) => tally.cancelled_by_token += 1,
             Err(other) => panic!("unexpected error {other:?}"),
         }
         canceller.await.unwrap();
     } else {
         match tokio::time::timeout(after, connector.connect("storm.test:1")).await {
-            Ok(result) => drop(result.unwrap()),
+            Ok(result) => {
+                let stream = result.expect("a connect that finished in time connected");
+                assert_eq!(
+                    stream.peer_addr().unwrap(),
+                    server,
+                    "the working address won"
+                );
+                tally.connected += 1;
+            }
             Err(_) => tally.dropped += 1,
         }
-        tally.connected += usize::from(tally.dropped == 0);
     }
     tally
 }
@@ -66,7 +81,10 @@ async fn cancelled_the_instant_it_won(connector: &Connector, server: &EofServer)
         })
         .await;
     match result {
-        Ok(_stream) => false,
+        Ok(stream) => {
+            assert_eq!(stream.peer_addr().unwrap(), server.addr, "its own stream");
+            false
+        }
         Err(ConnectError::Cancelled { .. }) => true,
         Err(other) => panic!("unexpected error {other:?}"),
     }
@@ -97,7 +115,7 @@ async fn a_thousand_cancelled_connects_leave_nothing_behind() {
     let mut storm = JoinSet::new();
     for i in 0..CONNECTS {
         let after = Duration::from_micros(rng.below(35_000));
-        storm.spawn(one(connector.clone(), i % 2 == 0, after));
+        storm.spawn(one(connector.clone(), server.addr, i % 2 == 0, after));
         if storm.len() == AT_ONCE || i + 1 == CONNECTS {
             while let Some(tally) = storm.join_next().await {
                 let tally = tally.expect("no connect panics");
@@ -135,6 +153,10 @@ async fn a_thousand_cancelled_connects_leave_nothing_behind() {
     assert_eq!(
         total.dropped + total.cancelled_by_token + total.connected,
         CONNECTS
+    );
+    assert!(
+        total.connected > 0,
+        "cuts late enough let the connect return its stream: {total:?}"
     );
     assert!(
         total.dropped > 200 && total.cancelled_by_token > 200,

@@ -169,7 +169,7 @@ async fn connect_reports_bad_input_as_invalid_target() {
 #[tokio::test]
 async fn a_real_eaddrnotavail_does_not_hide_a_real_refusal() {
     if !common::has_ipv6_loopback() {
-        eprintln!("skipped: this machine cannot bind [::1]");
+        common::skip("this machine cannot bind [::1]");
         return;
     }
     let refused_v4 = common::refused_addr("127.0.0.1");

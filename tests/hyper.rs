@@ -75,7 +75,7 @@ async fn a_get_through_hyper_falls_back_from_a_black_hole() {
 #[tokio::test]
 async fn ipv6_literal_uris_lose_their_brackets() {
     if !has_ipv6_loopback() {
-        eprintln!("skipped: this machine cannot bind [::1]");
+        common::skip("this machine cannot bind [::1]");
         return;
     }
     let server = hello_server("::1", 0).await;

@@ -56,7 +56,9 @@ fn run_in_child(connects: usize, name: &str) {
         .output()
         .expect("the child test runs");
     if output.status.code() == Some(77) {
-        println!("skipped: cannot raise the open-file limit to {limit} for {connects} connects");
+        common::skip(&format!(
+            "cannot raise the open-file limit to {limit} for {connects} connects"
+        ));
         return;
     }
     let stdout = String::from_utf8_lossy(&output.stdout);

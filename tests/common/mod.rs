@@ -184,6 +184,14 @@ pub async fn connect_stalling(
     Ok(stream)
 }
 
+/// Says that a test skipped, and why, where `cargo test` shows it: libtest captures what
+/// `println!` and `eprintln!` write from a passing test, but not a direct write to stderr.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
 /// Whether this machine can bind `[::1]`; IPv6-only tests skip with a message where it cannot.
 pub fn has_ipv6_loopback() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
