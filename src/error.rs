@@ -189,7 +189,7 @@ impl Attempts {
         self.0.iter().rev().max_by_key(|a| relevance(&a.error))
     }
 
-    /// The kind of the most relevant failure (a stable one: see [`stable_kind`]); `Other`
+    /// The kind of the most relevant failure (a stable one, see `stable_kind`); `Other`
     /// when there is no attempt.
     fn kind(&self) -> ErrorKind {
         self.most_relevant()
@@ -276,7 +276,8 @@ impl ConnectError {
     /// `NotFound` when no address is left, `PermissionDenied` when the address policy refused
     /// them all, `TimedOut`, `Other` for a cancelled connect (not `Interrupted`, which callers
     /// retry), and for failed attempts the kind of the [most relevant](Self::most_relevant) one.
-    /// It is always one of the kinds stable Rust can name (see [`stable_kind`]).
+    /// It is always one of the kinds stable Rust can name: never `Uncategorized`, which the
+    /// standard library uses for some OS errors and every resolver failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
             ConnectError::InvalidTarget(_) => ErrorKind::InvalidInput,
