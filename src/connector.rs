@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::error::ConnectError;
 use crate::history::{ConnectTimes, WinnerMemory};
@@ -361,12 +360,11 @@ impl Connector {
         let target = target.into_target();
         let settings = self.settings.clone();
         async move {
-            let target = target?;
-            let span =
-                tracing::debug_span!("connect", host = %target, strategy = ?settings.strategy);
+            // Borrowed rather than moved out, so the future holds the target once.
+            let target = target.as_ref().map_err(|e| e.clone())?;
             let dial = |addr| settings.socket.connect(addr);
-            let won = pipeline::connect(&settings, &target, token.as_ref(), dial);
-            Ok(won.instrument(span).await?.stream)
+            let won = pipeline::connect(&settings, target, token.as_ref(), dial).await?;
+            Ok(won.stream)
         }
     }
 
@@ -398,11 +396,9 @@ impl Connector {
         let target = target.into_target();
         let settings = self.settings.clone();
         async move {
-            let target = target?;
-            let span =
-                tracing::debug_span!("connect", host = %target, strategy = ?settings.strategy);
-            let won = pipeline::connect(&settings, &target, None, dial);
-            Ok(won.instrument(span).await?.stream)
+            let target = target.as_ref().map_err(|e| e.clone())?;
+            let won = pipeline::connect(&settings, target, None, dial).await?;
+            Ok(won.stream)
         }
     }
 }

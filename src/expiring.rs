@@ -59,14 +59,18 @@ impl<K: Clone + Eq + Hash, V> ExpiringMap<K, V> {
         now.saturating_duration_since(entry.stored) < self.ttl
     }
 
-    /// The value for `key`, unless it has expired (an expired one is removed).
-    pub(crate) fn get(&mut self, key: &K, now: Instant) -> Option<&V> {
+    /// The value for `key` and when it was stored, unless it has expired (an expired one is
+    /// removed).
+    pub(crate) fn get(&mut self, key: &K, now: Instant) -> Option<(V, Instant)>
+    where
+        V: Clone,
+    {
         let entry = self.entries.get(key)?;
-        if !self.is_fresh(entry, now) {
-            self.remove(key);
-            return None;
+        if self.is_fresh(entry, now) {
+            return Some((entry.value.clone(), entry.stored));
         }
-        self.entries.get(key).map(|entry| &entry.value)
+        self.remove(key);
+        None
     }
 
     /// Stores `update(old value, if fresh)` under `key` as its newest entry, then purges
@@ -132,7 +136,7 @@ mod tests {
         let mut map = ExpiringMap::new(4, ms(1000));
         map.store("a", Instant::now(), |_| 1);
         tokio::time::sleep(ms(999)).await;
-        assert_eq!(map.get(&"a", Instant::now()), Some(&1));
+        assert_eq!(map.get(&"a", Instant::now()).map(|(v, _)| v), Some(1));
         tokio::time::sleep(ms(1)).await;
         assert_eq!(map.get(&"a", Instant::now()), None);
         assert_eq!(map.len(), 0, "an expired entry is removed when found");
@@ -158,8 +162,8 @@ mod tests {
         map.store("a", now, |old| old.unwrap_or(0) + 10);
         map.store("c", now, |_| 3);
         assert_eq!(map.get(&"b", now), None, "b was stored least recently");
-        assert_eq!(map.get(&"a", now), Some(&11));
-        assert_eq!(map.get(&"c", now), Some(&3));
+        assert_eq!(map.get(&"a", now), Some((11, now)));
+        assert_eq!(map.get(&"c", now), Some((3, now)));
         assert_eq!(map.len(), 2);
     }
 
@@ -169,7 +173,7 @@ mod tests {
         let mut map = ExpiringMap::new(2, ms(60_000));
         map.store("a", now, |_| 1);
         map.remove_if(&"a", |&v| v == 2);
-        assert_eq!(map.get(&"a", now), Some(&1));
+        assert_eq!(map.get(&"a", now), Some((1, now)));
         map.remove_if(&"a", |&v| v == 1);
         assert_eq!(map.get(&"a", now), None);
     }

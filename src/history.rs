@@ -50,6 +50,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A remembered winner and when it was stored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Recalled {
+    pub(crate) addr: SocketAddr,
+    stored: Instant,
+}
+
 /// The last winning address per host and port.
 pub(crate) struct WinnerMemory {
     winners: Mutex<ExpiringMap<HostKey, SocketAddr>>,
@@ -63,13 +70,25 @@ impl WinnerMemory {
     }
 
     /// The remembered winner for `key`, unless it has expired.
-    pub(crate) fn recall(&self, key: &HostKey) -> Option<SocketAddr> {
-        lock(&self.winners).get(key, Instant::now()).copied()
+    pub(crate) fn recall(&self, key: &HostKey) -> Option<Recalled> {
+        let (addr, stored) = lock(&self.winners).get(key, Instant::now())?;
+        Some(Recalled { addr, stored })
     }
 
-    /// Remembers `addr` as the winner for `key`.
-    pub(crate) fn remember(&self, key: &HostKey, addr: SocketAddr) {
-        lock(&self.winners).store(key.clone(), Instant::now(), |_| addr);
+    /// Remembers `addr` as the winner for `key`. `recalled` is what this connect recalled: a
+    /// winner confirmed again within the first eighth of its time to live is not stored anew,
+    /// which spares a busy connector two map updates per connect, and delays its expiry by at
+    /// most that eighth.
+    pub(crate) fn remember(&self, key: &HostKey, addr: SocketAddr, recalled: Option<Recalled>) {
+        let mut winners = lock(&self.winners);
+        let now = Instant::now();
+        let fresh = recalled.is_some_and(|recalled| {
+            recalled.addr == addr
+                && now.saturating_duration_since(recalled.stored) < winners.ttl() / 8
+        });
+        if !fresh {
+            winners.store(key.clone(), now, |_| addr);
+        }
     }
 
     /// Forgets `key`'s winner if it is still `addr` (a concurrent connect may have replaced it).
@@ -214,7 +233,7 @@ impl AdaptivePace<'_> {
             let own = times
                 .by_prefix
                 .get(&Prefix::of(addr), Instant::now())
-                .map(|window| window.delay(self.floor, self.ceiling));
+                .map(|(window, _)| window.delay(self.floor, self.ceiling));
             let everywhere = times.everywhere;
             let estimate = match everywhere.len {
                 n if n < MIN_OBSERVATIONS => self.ceiling,
@@ -344,11 +363,31 @@ mod tests {
     fn forget_only_removes_the_address_that_failed() {
         let memory = WinnerMemory::new(2, ms(60_000));
         let key = HostKey::new(&Arc::from("a"), 80);
-        memory.remember(&key, addr("127.0.0.1:80"));
+        memory.remember(&key, addr("127.0.0.1:80"), None);
         memory.forget(&key, addr("127.0.0.2:80"));
-        assert_eq!(memory.recall(&key), Some(addr("127.0.0.1:80")));
+        assert_eq!(
+            memory.recall(&key).map(|r| r.addr),
+            Some(addr("127.0.0.1:80"))
+        );
         memory.forget(&key, addr("127.0.0.1:80"));
-        assert_eq!(memory.recall(&key), None);
+        assert!(memory.recall(&key).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_winner_confirmed_again_is_stored_anew_only_after_an_eighth_of_its_ttl() {
+        let memory = WinnerMemory::new(2, ms(8_000));
+        let key = HostKey::new(&Arc::from("a"), 80);
+        let winner = addr("127.0.0.1:80");
+        memory.remember(&key, winner, None);
+        tokio::time::sleep(ms(999)).await;
+        memory.remember(&key, winner, memory.recall(&key));
+        tokio::time::sleep(ms(7_001)).await;
+        assert!(memory.recall(&key).is_none(), "not stored anew at 999 ms");
+        memory.remember(&key, winner, None);
+        tokio::time::sleep(ms(1_000)).await;
+        memory.remember(&key, winner, memory.recall(&key));
+        tokio::time::sleep(ms(7_001)).await;
+        assert!(memory.recall(&key).is_some(), "stored anew at 1,000 ms");
     }
 
     #[test]
@@ -356,7 +395,7 @@ mod tests {
         let memory = WinnerMemory::new(4096, ms(60_000));
         for n in 0..1000u16 {
             let key = HostKey::new(&Arc::from(format!("host-{n}.test")), 80);
-            memory.remember(&key, addr("127.0.0.1:80"));
+            memory.remember(&key, addr("127.0.0.1:80"), None);
         }
         assert_eq!(memory.len(), 1000);
         let debug = format!("{memory:?}");

@@ -84,18 +84,34 @@ pub(crate) enum Bounded<T> {
     Cancelled,
 }
 
+/// A timer that costs nothing until it is first polled, and then one heap allocation (so that
+/// futures holding it stay small and need no pinning for it).
+#[derive(Debug, Default)]
+pub(crate) struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Timer {
+    /// Polls until `at`, creating the timer or moving it there as needed.
+    pub(crate) fn poll_until(&mut self, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Some(sleep) if sleep.deadline() == at => {}
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.0 = Some(Box::pin(sleep_until(at))),
+        }
+        self.0
+            .as_mut()
+            .map_or(Poll::Pending, |sleep| sleep.as_mut().poll(cx))
+    }
+}
+
 pin_project! {
     /// See [`bounded`].
     pub(crate) struct BoundedFuture<'a, F> {
         #[pin]
         work: F,
-        #[pin]
-        cancelled: Fired<'a>,
+        // Boxed, and only when there is a token: most connects have none.
+        cancelled: Option<Pin<Box<Fired<'a>>>>,
         deadline: Option<Instant>,
-        // Created on the first poll that finds the work pending, so that work which is ready at
-        // once never touches the timer wheel.
-        #[pin]
-        timer: Option<Sleep>,
+        timer: Timer,
     }
 }
 
@@ -106,11 +122,12 @@ pub(crate) fn bounded<F: Future>(
     deadline: Option<Instant>,
     cancel: Cancel<'_>,
 ) -> BoundedFuture<'_, F> {
+    let has_token = cancel.connector.is_some() || cancel.call.is_some();
     BoundedFuture {
         work,
-        cancelled: cancel.fired(),
+        cancelled: has_token.then(|| Box::pin(cancel.fired())),
         deadline,
-        timer: None,
+        timer: Timer::default(),
     }
 }
 
@@ -118,22 +135,21 @@ impl<F: Future> Future for BoundedFuture<'_, F> {
     type Output = Bounded<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if this.cancelled.poll(cx).is_ready() {
-            return Poll::Ready(Bounded::Cancelled);
+        let this = self.project();
+        if let Some(cancelled) = this.cancelled {
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Bounded::Cancelled);
+            }
         }
         if let Poll::Ready(output) = this.work.poll(cx) {
             return Poll::Ready(Bounded::Done(output));
         }
-        let Some(deadline) = *this.deadline else {
-            return Poll::Pending;
-        };
-        if this.timer.is_none() {
-            this.timer.set(Some(sleep_until(deadline)));
-        }
-        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Bounded::TimedOut),
-            _ => Poll::Pending,
+        match *this.deadline {
+            Some(deadline) => this
+                .timer
+                .poll_until(deadline, cx)
+                .map(|()| Bounded::TimedOut),
+            None => Poll::Pending,
         }
     }
 }

@@ -6,14 +6,16 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
+use futures_util::future::Either;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::connector::{Settings, Strategy};
 use crate::error::{Attempts, ConnectError, Stage};
-use crate::history::HostKey;
-use crate::limits::{Bounded, Cancel, bounded, deadline_after, earliest};
-use crate::race::{Log, Outcome, Pace, Won, race};
+use crate::history::{HostKey, Recalled};
+use crate::limits::{Bounded, Cancel, bounded, deadline_after, earliest, is_past};
+use crate::race::{Dialing, Log, Outcome, Pace, Won, race};
 use crate::resolve::{Resolving, dedup_and_filter, interleave, promote};
 use crate::target::Target;
 
@@ -23,11 +25,120 @@ struct Addresses<'t> {
     /// The memory's key, for names the resolver answered (never for overrides or literals).
     key: Option<HostKey>,
     /// The remembered winner, when the resolver returned it again (it is then first).
-    remembered: Option<SocketAddr>,
+    remembered: Option<Recalled>,
+}
+
+/// When one connect began and what ends it early.
+#[derive(Clone, Copy)]
+struct Limits<'a> {
+    began: Instant,
+    deadline: Option<Instant>,
+    cancel: Cancel<'a>,
+}
+
+impl<'a> Limits<'a> {
+    fn starting_now(settings: &'a Settings, call_token: Option<&'a CancellationToken>) -> Self {
+        let began = Instant::now();
+        Self {
+            began,
+            deadline: deadline_after(began, settings.timeout),
+            cancel: Cancel {
+                connector: settings.cancel.as_ref(),
+                call: call_token,
+            },
+        }
+    }
 }
 
 /// Connects to `target` with `settings`, dialing each address with `dial`.
-pub(crate) async fn connect<S, D, Fut>(
+///
+/// An allowed IP literal with debug tracing off takes a direct path whose future is small and
+/// allocates nothing of its own; everything else is boxed, in a `connect` span.
+pub(crate) fn connect<'a, S, D, Fut>(
+    settings: &'a Settings,
+    target: &'a Target,
+    call_token: Option<&'a CancellationToken>,
+    dial: D,
+) -> impl Future<Output = Result<Won<S>, ConnectError>> + 'a
+where
+    D: FnMut(SocketAddr) -> Fut + 'a,
+    Fut: Future<Output = io::Result<S>> + 'a,
+    S: 'a,
+{
+    match direct_addr(settings, target) {
+        Some(addr) if !tracing::enabled!(tracing::Level::DEBUG) => {
+            Either::Left(connect_direct(settings, target, addr, call_token, dial))
+        }
+        _ => {
+            let span =
+                tracing::debug_span!("connect", host = %target, strategy = ?settings.strategy);
+            let connecting = connect_found(settings, target, call_token, dial);
+            Either::Right(Box::pin(connecting.instrument(span)))
+        }
+    }
+}
+
+/// The target's one address, when nothing needs resolving, ordering, remembering or
+/// staggering: an IP literal of an allowed family that the address policy allows.
+fn direct_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> {
+    match target.addrs() {
+        [one] if settings.families.allows(one) && settings.policy.allows(one) => Some(*one),
+        _ => None,
+    }
+}
+
+/// One attempt, bounded by the deadline and the tokens with the race's tie rules; the log is
+/// written only if it failed.
+async fn connect_direct<S, D, Fut>(
+    settings: &Settings,
+    target: &Target,
+    addr: SocketAddr,
+    call_token: Option<&CancellationToken>,
+    mut dial: D,
+) -> Result<Won<S>, ConnectError>
+where
+    D: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<S>>,
+{
+    let limits = Limits::starting_now(settings, call_token);
+    let began = limits.began;
+    if limits.cancel.is_cancelled() {
+        return settle(settings, target, Outcome::Cancelled, Log::new(began), None);
+    }
+    if is_past(limits.deadline, began) {
+        return settle(settings, target, Outcome::TimedOut, Log::new(began), None);
+    }
+    let ended = bounded(
+        Dialing::new(0, dial(addr), began, settings.attempt_timeout),
+        limits.deadline,
+        limits.cancel,
+    )
+    .await;
+    let mut log = Log::new(began);
+    let outcome = match ended {
+        Bounded::Done((_, Ok(stream))) => {
+            let took = began.elapsed();
+            Outcome::Won(Won { stream, addr, took })
+        }
+        Bounded::Done((_, Err(error))) => {
+            let index = log.start(addr, began);
+            log.fail(index, error);
+            Outcome::Exhausted
+        }
+        Bounded::TimedOut => {
+            log.start(addr, began);
+            Outcome::TimedOut
+        }
+        Bounded::Cancelled => {
+            log.start(addr, began);
+            Outcome::Cancelled
+        }
+    };
+    settle(settings, target, outcome, log, None)
+}
+
+/// Everything else: addresses from overrides, the resolver or the target, then the race.
+async fn connect_found<S, D, Fut>(
     settings: &Settings,
     target: &Target,
     call_token: Option<&CancellationToken>,
@@ -37,29 +148,41 @@ where
     D: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<S>>,
 {
-    let began = Instant::now();
-    let deadline = deadline_after(began, settings.timeout);
-    let cancel = Cancel {
-        connector: settings.cancel.as_ref(),
-        call: call_token,
-    };
-    let found = addresses(settings, target, began, deadline, cancel).await?;
-    let mut log = Log::new(began);
+    let limits = Limits::starting_now(settings, call_token);
+    let found = addresses(settings, target, limits).await?;
+    let mut log = Log::new(limits.began);
     let key = found.key.as_ref();
-    if let (Some(key), Some(addr)) = (key, found.remembered) {
-        log.forget_on_failure(&settings.memory, key, addr);
+    if let (Some(key), Some(recalled)) = (key, found.remembered) {
+        log.forget_on_failure(&settings.memory, key, recalled.addr);
     }
-    let pace = Pace {
+    let outcome = race(&found.addrs, pace(settings, limits), &mut dial, &mut log).await;
+    let memory = key.map(|key| (key, found.remembered));
+    settle(settings, target, outcome, log, memory)
+}
+
+fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
+    Pace {
         stagger: settings.stagger(),
         attempt_timeout: settings.attempt_timeout,
-        deadline,
-        cancel,
-    };
+        deadline: limits.deadline,
+        cancel: limits.cancel,
+    }
+}
+
+/// The connect's result from the race's outcome; a winner is remembered under the memory's
+/// key (with what this connect recalled) and its connect time observed.
+fn settle<S>(
+    settings: &Settings,
+    target: &Target,
+    outcome: Outcome<S>,
+    log: Log<'_>,
+    memory: Option<(&HostKey, Option<Recalled>)>,
+) -> Result<Won<S>, ConnectError> {
     let host = || target.to_string();
-    match race(&found.addrs, pace, &mut dial, &mut log).await {
+    match outcome {
         Outcome::Won(won) => {
-            if let Some(key) = key {
-                settings.memory.remember(key, won.addr);
+            if let Some((key, recalled)) = memory {
+                settings.memory.remember(key, won.addr, recalled);
             }
             if settings.adaptive_delay {
                 settings.connect_times.observe(&won.addr, won.took);
@@ -73,7 +196,7 @@ where
         Outcome::TimedOut => Err(ConnectError::TimedOut {
             host: host(),
             stage: Stage::Connect,
-            elapsed: began.elapsed(),
+            elapsed: log.began().elapsed(),
             attempts: log.finish(|| {
                 io::Error::new(io::ErrorKind::TimedOut, "aborted by the overall timeout")
             }),
@@ -90,9 +213,7 @@ where
 async fn addresses<'t>(
     settings: &Settings,
     target: &'t Target,
-    began: Instant,
-    deadline: Option<Instant>,
-    cancel: Cancel<'_>,
+    limits: Limits<'_>,
 ) -> Result<Addresses<'t>, ConnectError> {
     let mut found = Addresses {
         addrs: Cow::Borrowed(target.addrs()),
@@ -107,15 +228,16 @@ async fn addresses<'t>(
             }
             None => {
                 let key = HostKey::new(name, port);
-                let limit = earliest(deadline, deadline_after(began, settings.resolve_timeout));
+                let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
+                let limit = earliest(limits.deadline, resolve_deadline);
                 let lookup = settings.resolver.resolve(name, port);
-                // Boxed: a connect to an address carries none of the lookup's state.
-                let resolving = resolve(settings, target, lookup, began, limit, cancel);
-                let mut resolved = Box::pin(resolving).await?;
+                let resolving =
+                    resolve(settings, target, lookup, limits.began, limit, limits.cancel);
+                let mut resolved = resolving.await?;
                 found.remembered = settings
                     .memory
                     .recall(&key)
-                    .filter(|&addr| promote(&mut resolved, addr));
+                    .filter(|recalled| promote(&mut resolved, recalled.addr));
                 found.addrs = Cow::Owned(resolved);
                 found.key = Some(key);
             }

@@ -10,16 +10,19 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::Instant;
 
 use crate::error::{Attempt, Attempts};
 use crate::history::{AdaptivePace, HostKey, WinnerMemory};
-use crate::limits::{Bounded, Cancel, bounded, deadline_after, is_past};
+use crate::limits::{Cancel, Timer, deadline_after, is_past};
 
 /// How long to wait after one start before the next.
 #[derive(Debug)]
@@ -80,6 +83,11 @@ impl<'m> Log<'m> {
         }
     }
 
+    /// When the connect began.
+    pub(crate) fn began(&self) -> Instant {
+        self.began
+    }
+
     /// Forgets `addr` as `key`'s winner in `memory` if its attempt fails.
     pub(crate) fn forget_on_failure(
         &mut self,
@@ -105,7 +113,7 @@ impl<'m> Log<'m> {
         Attempts::new(attempts.collect())
     }
 
-    fn start(&mut self, addr: SocketAddr, now: Instant) -> usize {
+    pub(crate) fn start(&mut self, addr: SocketAddr, now: Instant) -> usize {
         tracing::debug!(%addr, elapsed = ?now - self.began, "attempt started");
         self.records.push(Record {
             addr,
@@ -115,7 +123,7 @@ impl<'m> Log<'m> {
         self.records.len() - 1
     }
 
-    fn fail(&mut self, index: usize, error: io::Error) {
+    pub(crate) fn fail(&mut self, index: usize, error: io::Error) {
         let record = &mut self.records[index];
         tracing::debug!(
             addr = %record.addr,
@@ -193,23 +201,6 @@ where
     if pace.cancel.is_cancelled() {
         return Outcome::Cancelled;
     }
-    match addrs {
-        [addr] => alone(*addr, pace, dial, log).await,
-        // Boxed so that the common one-address connect carries none of its state.
-        _ => Box::pin(many(addrs, pace, dial, log)).await,
-    }
-}
-
-async fn many<S, D, Fut>(
-    addrs: &[SocketAddr],
-    pace: Pace<'_>,
-    dial: &mut D,
-    log: &mut Log<'_>,
-) -> Outcome<S>
-where
-    D: FnMut(SocketAddr) -> Fut,
-    Fut: Future<Output = io::Result<S>>,
-{
     let deadline = pace.deadline;
     let mut cancelled = pin!(pace.cancel.fired());
     let mut starter = Starter {
@@ -218,22 +209,16 @@ where
         attempt_timeout: pace.attempt_timeout,
         deadline,
     };
-    let mut running = FuturesUnordered::new();
+    let mut running = pin!(Running::default());
     // Starts the next attempt, if one may start, and says when the stagger starts another.
-    let mut start_next = |now: Instant, running: &mut FuturesUnordered<_>, log: &mut Log<'_>| {
+    let mut start_next = |now: Instant, running: Pin<&mut Running<_>>, log: &mut Log<'_>| {
         let (addr, index) = starter.next(now, log)?;
-        running.push(Dialing::new(
-            index,
-            dial(addr),
-            now,
-            starter.attempt_timeout,
-        ));
+        let attempt = Dialing::new(index, dial(addr), now, starter.attempt_timeout);
+        running.push(attempt);
         starter.next_start(now, &addr)
     };
-    let mut next_start = start_next(Instant::now(), &mut running, log);
-    // Created only when needed, so a single-address connect without deadline never touches the
-    // timer wheel.
-    let mut timer = pin!(None::<Sleep>);
+    let mut next_start = start_next(Instant::now(), running.as_mut(), log);
+    let mut timer = Timer::default();
     loop {
         if running.is_empty() {
             // Nothing runs and nothing more could start: all failed, or time is up.
@@ -250,20 +235,12 @@ where
             if cancelled.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Cancelled);
             }
-            if let Poll::Ready(Some((index, result))) = running.poll_next_unpin(cx) {
+            if let Poll::Ready((index, result)) = running.as_mut().poll_next(cx) {
                 return Poll::Ready(Event::Finished(index, result));
             }
-            let Some(due) = due else {
-                return Poll::Pending;
-            };
-            match timer.as_mut().as_pin_mut() {
-                Some(sleep) if sleep.deadline() == due => {}
-                Some(sleep) => sleep.reset(due),
-                None => timer.set(Some(sleep_until(due))),
-            }
-            match timer.as_mut().as_pin_mut().map(|sleep| sleep.poll(cx)) {
-                Some(Poll::Ready(())) => Poll::Ready(Event::TimerFired),
-                _ => Poll::Pending,
+            match due {
+                Some(due) => timer.poll_until(due, cx).map(|()| Event::TimerFired),
+                None => Poll::Pending,
             }
         })
         .await;
@@ -272,10 +249,10 @@ where
             Event::Cancelled => return Outcome::Cancelled,
             Event::Finished(index, Ok(stream)) => {
                 log.trace_cancelled(index);
-                drop(running);
                 let record = &log.records[index];
                 let took = now - record.started;
                 tracing::debug!(addr = %record.addr, elapsed = ?now - log.began, ?took, "attempt won");
+                // Returning drops `running`, and with it every loser.
                 return Outcome::Won(Won {
                     stream,
                     addr: record.addr,
@@ -284,12 +261,12 @@ where
             }
             Event::Finished(index, Err(error)) => {
                 log.fail(index, error);
-                next_start = start_next(now, &mut running, log);
+                next_start = start_next(now, running.as_mut(), log);
             }
             Event::TimerFired if is_past(deadline, now) => return Outcome::TimedOut,
             Event::TimerFired => {
                 if next_start.is_some_and(|at| at <= now) {
-                    next_start = start_next(now, &mut running, log);
+                    next_start = start_next(now, running.as_mut(), log);
                 }
             }
         }
@@ -325,61 +302,125 @@ impl Starter<'_, '_> {
     }
 }
 
-/// The race of one address: nothing to stagger, so no bookkeeping beyond the one attempt,
-/// bounded by the deadline and the cancellation tokens with the same tie rules.
-async fn alone<S, D, Fut>(
-    addr: SocketAddr,
-    pace: Pace<'_>,
-    dial: &mut D,
-    log: &mut Log<'_>,
-) -> Outcome<S>
-where
-    D: FnMut(SocketAddr) -> Fut,
-    Fut: Future<Output = io::Result<S>>,
-{
-    let now = Instant::now();
-    if is_past(pace.deadline, now) {
-        return Outcome::TimedOut;
+pin_project! {
+    /// The running attempts. The first runs in place, polled with the race's own waker while
+    /// it is alone; the set for the others, and a waker that marks when the first needs
+    /// polling, are built only when a second attempt starts. So a race whose first attempt
+    /// wins before the stagger allocates nothing for it.
+    struct Running<F> {
+        #[pin]
+        first: Option<Dialing<F>>,
+        first_waker: Option<(Arc<Woken>, Waker)>,
+        others: Option<FuturesUnordered<Dialing<F>>>,
     }
-    let index = log.start(addr, now);
-    let attempt = Dialing::new(index, dial(addr), now, pace.attempt_timeout);
-    match bounded(attempt, pace.deadline, pace.cancel).await {
-        Bounded::Done((_, Ok(stream))) => {
-            let took = now.elapsed();
-            tracing::debug!(%addr, elapsed = ?log.began.elapsed(), ?took, "attempt won");
-            Outcome::Won(Won { stream, addr, took })
+}
+
+impl<F> Default for Running<F> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            first_waker: None,
+            others: None,
         }
-        Bounded::Done((_, Err(error))) => {
-            log.fail(index, error);
-            Outcome::Exhausted
+    }
+}
+
+/// Records that the first attempt was woken, then wakes the race.
+#[derive(Default)]
+struct Woken {
+    woken: AtomicBool,
+    race: AtomicWaker,
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.race.wake();
+    }
+}
+
+impl<S, F: Future<Output = io::Result<S>>> Running<F> {
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.others.as_ref().is_none_or(FuturesUnordered::is_empty)
+    }
+
+    fn push(self: Pin<&mut Self>, attempt: Dialing<F>) {
+        let mut this = self.project();
+        if this.first.is_none() && this.others.as_ref().is_none_or(FuturesUnordered::is_empty) {
+            if let Some((woken, _)) = this.first_waker {
+                woken.woken.store(true, Ordering::Release);
+            }
+            this.first.set(Some(attempt));
+            return;
         }
-        Bounded::TimedOut => Outcome::TimedOut,
-        Bounded::Cancelled => Outcome::Cancelled,
+        if this.first.is_some() && this.first_waker.is_none() {
+            // From now on the first is polled only when its own waker fired; poll it once more
+            // so that it registers that waker.
+            let woken = Arc::new(Woken::default());
+            woken.woken.store(true, Ordering::Release);
+            let waker = Waker::from(woken.clone());
+            *this.first_waker = Some((woken, waker));
+        }
+        this.others
+            .get_or_insert_with(FuturesUnordered::new)
+            .push(attempt);
+    }
+
+    /// The next attempt to finish, with its index in the log.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(usize, io::Result<S>)> {
+        let mut this = self.project();
+        if let Some(first) = this.first.as_mut().as_pin_mut() {
+            let polled = match this.first_waker {
+                None => first.poll(cx),
+                Some((woken, waker)) => {
+                    // Registered before the flag is read, so no wake can fall in between.
+                    woken.race.register(cx.waker());
+                    match woken.woken.swap(false, Ordering::AcqRel) {
+                        true => first.poll(&mut Context::from_waker(waker)),
+                        false => Poll::Pending,
+                    }
+                }
+            };
+            if let Poll::Ready(finished) = polled {
+                this.first.set(None);
+                return Poll::Ready(finished);
+            }
+        }
+        match this
+            .others
+            .as_mut()
+            .map(|others| others.poll_next_unpin(cx))
+        {
+            Some(Poll::Ready(Some(finished))) => Poll::Ready(finished),
+            _ => Poll::Pending,
+        }
     }
 }
 
 pin_project! {
     /// One attempt: a dial future, bounded by its own timeout, tagged with its index in the log.
-    struct Dialing<F> {
+    pub(crate) struct Dialing<F> {
         index: usize,
         #[pin]
         dial: F,
         limit: Option<Duration>,
         expires: Option<Instant>,
-        // Created when the dial first waits, so an attempt that is ready at once sets no timer.
-        #[pin]
-        timer: Option<Sleep>,
+        timer: Timer,
     }
 }
 
 impl<F> Dialing<F> {
-    fn new(index: usize, dial: F, now: Instant, limit: Option<Duration>) -> Self {
+    pub(crate) fn new(index: usize, dial: F, now: Instant, limit: Option<Duration>) -> Self {
         Self {
             index,
             dial,
             limit,
             expires: deadline_after(now, limit),
-            timer: None,
+            timer: Timer::default(),
         }
     }
 }
@@ -388,24 +429,21 @@ impl<S, F: Future<Output = io::Result<S>>> Future for Dialing<F> {
     type Output = (usize, io::Result<S>);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(result) = this.dial.poll(cx) {
             return Poll::Ready((*this.index, result));
         }
         let Some(expires) = *this.expires else {
             return Poll::Pending;
         };
-        if this.timer.is_none() {
-            this.timer.set(Some(sleep_until(expires)));
-        }
-        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-            Some(Poll::Ready(())) => {
+        match this.timer.poll_until(expires, cx) {
+            Poll::Ready(()) => {
                 let limit = this.limit.unwrap_or_default();
                 let message = format!("attempt timed out after {limit:?}");
                 let error = io::Error::new(io::ErrorKind::TimedOut, message);
                 Poll::Ready((*this.index, Err(error)))
             }
-            _ => Poll::Pending,
+            Poll::Pending => Poll::Pending,
         }
     }
 }

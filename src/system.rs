@@ -2,6 +2,7 @@
 //! and a bounded number of calls in flight.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -90,16 +91,17 @@ impl Lookups {
     }
 
     fn join(&self, host: &str) -> Shared<Call> {
-        let mut in_flight = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(call) = in_flight.calls.get(host).and_then(WeakShared::upgrade) {
-            return call;
+        let mut in_flight = self.lock();
+        let in_flight = &mut *in_flight;
+        let entry = in_flight.calls.entry(host.into());
+        if let Entry::Occupied(running) = &entry {
+            if let Some(call) = running.get().upgrade() {
+                return call;
+            }
         }
         let call = self.call(host.to_owned()).shared();
         let weak = call.downgrade().expect("a new call is not finished");
-        in_flight.calls.insert(host.into(), weak);
+        entry.insert_entry(weak);
         if in_flight.calls.len() >= in_flight.sweep_at {
             in_flight.calls.retain(|_, call| call.upgrade().is_some());
             in_flight.sweep_at = (in_flight.calls.len() * 2).max(64);
@@ -109,18 +111,20 @@ impl Lookups {
 
     /// Forgets `call` once answered, so that the next lookup of `host` asks again.
     fn done(&self, host: &str, call: &Shared<Call>) {
-        let mut in_flight = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let same = in_flight
-            .calls
-            .get(host)
-            .and_then(WeakShared::upgrade)
-            .is_none_or(|current| current.ptr_eq(call));
-        if same {
-            in_flight.calls.remove(host);
+        let mut in_flight = self.lock();
+        let Some(entry) = in_flight.calls.remove(host) else {
+            return;
+        };
+        // Rarely a newer call for the same name took the place: put it back.
+        if entry.upgrade().is_some_and(|current| !current.ptr_eq(call)) {
+            in_flight.calls.insert(host.into(), entry);
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A lookup that waits for a slot, then runs the blocking call with the slot held until
