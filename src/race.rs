@@ -219,6 +219,11 @@ where
     };
     let mut next_start = start_next(Instant::now(), running.as_mut(), log);
     let mut timer = Timer::default();
+    // The I/O driver runs once before the first timer is set (a yielded task is woken only
+    // after it): a connect on loopback or a LAN has often finished by then, and setting a
+    // tokio timer while the other workers sleep wakes one of them. The timer's due instant
+    // does not move.
+    let mut before_first_timer = pin!(Some(tokio::task::yield_now()));
     loop {
         if running.is_empty() {
             // Nothing runs and nothing more could start: all failed, or time is up.
@@ -238,10 +243,16 @@ where
             if let Poll::Ready((index, result)) = running.as_mut().poll_next(cx) {
                 return Poll::Ready(Event::Finished(index, result));
             }
-            match due {
-                Some(due) => timer.poll_until(due, cx).map(|()| Event::TimerFired),
-                None => Poll::Pending,
+            let Some(due) = due else {
+                return Poll::Pending;
+            };
+            if let Some(yielded) = before_first_timer.as_mut().as_pin_mut() {
+                if yielded.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                before_first_timer.set(None);
             }
+            timer.poll_until(due, cx).map(|()| Event::TimerFired)
         })
         .await;
         let now = Instant::now();

@@ -77,10 +77,12 @@ impl Lookups {
     }
 
     /// Looks `host` up, joining a lookup of the same name already in flight.
+    ///
+    /// Its entry is not removed when answered: once the last waiter has dropped its handle it
+    /// can no longer be joined, the next lookup of the name replaces it, and such dead entries
+    /// are swept as the table grows.
     async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        let call = self.join(host);
-        let answer = call.clone().await;
-        self.done(host, &call);
+        let answer = self.join(host).await;
         match answer {
             Ok(addrs) => Ok(addrs
                 .iter()
@@ -107,18 +109,6 @@ impl Lookups {
             in_flight.sweep_at = (in_flight.calls.len() * 2).max(64);
         }
         call
-    }
-
-    /// Forgets `call` once answered, so that the next lookup of `host` asks again.
-    fn done(&self, host: &str, call: &Shared<Call>) {
-        let mut in_flight = self.lock();
-        let Some(entry) = in_flight.calls.remove(host) else {
-            return;
-        };
-        // Rarely a newer call for the same name took the place: put it back.
-        if entry.upgrade().is_some_and(|current| !current.ptr_eq(call)) {
-            in_flight.calls.insert(host.into(), entry);
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
@@ -195,7 +185,13 @@ mod tests {
             2,
             "an answered lookup is not cached"
         );
-        assert!(lookups.in_flight.lock().unwrap().calls.is_empty());
+        let in_flight = lookups.in_flight.lock().unwrap();
+        assert!(
+            in_flight
+                .calls
+                .values()
+                .all(|call| call.upgrade().is_none())
+        );
     }
 
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -255,7 +251,6 @@ mod tests {
             1,
             "later.test was never looked up"
         );
-        assert!(lookups.in_flight.lock().unwrap().calls.len() <= 1);
     }
 
     /// A resolver over a test's own lookup table.
@@ -311,6 +306,23 @@ mod tests {
             "it did not wait for the slot: {took:?}"
         );
         busy.await.unwrap().unwrap();
+    }
+
+    fn instant(_host: &str) -> io::Result<Vec<SocketAddr>> {
+        Ok(loopback())
+    }
+
+    #[tokio::test]
+    async fn answered_entries_are_swept_as_the_table_grows() {
+        let lookups = Lookups::new(4, instant);
+        for n in 0..1000 {
+            lookups.lookup(&format!("host-{n}.test"), 80).await.unwrap();
+        }
+        let entries = lookups.in_flight.lock().unwrap().calls.len();
+        assert!(
+            entries <= 64,
+            "{entries} entries after 1,000 answered lookups"
+        );
     }
 
     #[test]

@@ -436,38 +436,55 @@ pub(crate) fn canonical_name(name: &str) -> Cow<'_, str> {
 }
 
 /// Checks a host name against RFC 1123 rules, also allowing `_` which real internal names use.
+///
+/// One pass over the bytes. A bad character anywhere is reported before a bad length, and the
+/// length before the first bad label.
 fn check_name(name: &str) -> Result<(), TargetError> {
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() {
         return Err(TargetError::EmptyLabel);
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(TargetError::InvalidCharacter(bad));
+    let mut label_error = None;
+    let mut label_start = 0;
+    for (i, byte) in name.bytes().enumerate() {
+        match byte {
+            b'.' => {
+                label_error = label_error.or(check_label(&name[label_start..i]));
+                label_start = i + 1;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => {}
+            _ => {
+                let bad = name[i..].chars().next().unwrap_or('\0');
+                return Err(TargetError::InvalidCharacter(bad));
+            }
+        }
     }
     if name.len() > MAX_NAME_LEN {
         return Err(TargetError::NameTooLong);
     }
-    for label in name.split('.') {
-        if label.is_empty() {
-            return Err(TargetError::EmptyLabel);
-        }
-        if label.len() > MAX_LABEL_LEN {
-            return Err(TargetError::LabelTooLong);
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(TargetError::HyphenAtLabelEdge);
-        }
+    let last = &name[label_start..];
+    if let Some(error) = label_error.or(check_label(last)) {
+        return Err(error);
     }
     // A numeric last label would make getaddrinfo read the name as a short-form IPv4 address
     // (`127.1`, `0x7f.1`); only canonical dotted quads, parsed earlier, are taken as addresses.
-    let last = name.rsplit('.').next().unwrap_or(name);
     if last.bytes().all(|b| b.is_ascii_digit()) || is_hex_number(last) {
         return Err(TargetError::InvalidIpv4);
     }
     Ok(())
+}
+
+fn check_label(label: &str) -> Option<TargetError> {
+    if label.is_empty() {
+        return Some(TargetError::EmptyLabel);
+    }
+    if label.len() > MAX_LABEL_LEN {
+        return Some(TargetError::LabelTooLong);
+    }
+    if label.starts_with('-') || label.ends_with('-') {
+        return Some(TargetError::HyphenAtLabelEdge);
+    }
+    None
 }
 
 fn is_hex_number(label: &str) -> bool {
