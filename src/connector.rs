@@ -37,7 +37,9 @@ pub enum Strategy {
     /// exceeds the attempt timeout.
     Sequential,
     /// RFC 8305 Happy Eyeballs: families interleaved, a new attempt every attempt delay or as
-    /// soon as one fails, earlier attempts left running, the first to connect wins.
+    /// soon as one fails, earlier attempts left running, the first to connect wins. Of
+    /// attempts that connect at the same instant, the earliest started wins; a connect at the
+    /// instant of a failure, a stagger tick or the deadline wins over them.
     #[default]
     HappyEyeballs,
 }

@@ -2,9 +2,12 @@
 //! inside the caller's future so that nothing outlives it.
 //!
 //! Ties are decided in one fixed order on every wake: cancellation first, then attempts that
-//! finished, then the clock. So a stream that connected at the very instant the deadline
-//! passed is returned, not dropped; no attempt starts at or after the deadline; and an
-//! attempt that connects at the instant its own timeout runs out has connected.
+//! finished, then the clock. Attempts that finished in the same poll are taken together: a
+//! connection beats a failure, the earliest-started connection wins, and each failure starts
+//! one attempt. So a stream that connected at the very instant the deadline passed is
+//! returned, not dropped; no attempt starts at or after the deadline; an attempt that connects
+//! at the instant its own timeout runs out has connected; and nothing new starts at the
+//! instant of a win. `tests/model/mod.rs` states these rules as an executable model.
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -258,21 +261,24 @@ where
         let now = Instant::now();
         match event {
             Event::Cancelled => return Outcome::Cancelled,
-            Event::Finished(index, Ok(stream)) => {
-                log.trace_cancelled(index);
-                let record = &log.records[index];
-                let took = now - record.started;
-                tracing::debug!(addr = %record.addr, elapsed = ?now - log.began, ?took, "attempt won");
-                // Returning drops `running`, and with it every loser.
-                return Outcome::Won(Won {
-                    stream,
-                    addr: record.addr,
-                    took,
-                });
-            }
-            Event::Finished(index, Err(error)) => {
-                log.fail(index, error);
-                next_start = start_next(now, running.as_mut(), log);
+            Event::Finished(index, result) => {
+                let (winner, failures) = settle_ready(running.as_mut(), index, result, log).await;
+                if let Some((index, stream)) = winner {
+                    log.trace_cancelled(index);
+                    let record = &log.records[index];
+                    let took = now - record.started;
+                    tracing::debug!(addr = %record.addr, elapsed = ?now - log.began, ?took, "attempt won");
+                    // Returning drops `running`, and with it every loser.
+                    return Outcome::Won(Won {
+                        stream,
+                        addr: record.addr,
+                        took,
+                    });
+                }
+                // Each failure starts the next attempt at once.
+                for _ in 0..failures {
+                    next_start = start_next(now, running.as_mut(), log);
+                }
             }
             Event::TimerFired if is_past(deadline, now) => return Outcome::TimedOut,
             Event::TimerFired => {
@@ -282,6 +288,39 @@ where
             }
         }
     }
+}
+
+/// Takes `first` and every other attempt finished in the same poll together, so that their
+/// wake order decides nothing: a connection beats a failure, and of several connections the
+/// earliest started wins (later ones are dropped). Logs the failures and returns the winner,
+/// if any, and how many failed.
+async fn settle_ready<S, F: Future<Output = io::Result<S>>>(
+    mut running: Pin<&mut Running<F>>,
+    index: usize,
+    first: io::Result<S>,
+    log: &mut Log<'_>,
+) -> (Option<(usize, S)>, usize) {
+    let mut winner: Option<(usize, S)> = None;
+    let mut failures = 0;
+    let mut settle = |index: usize, result: io::Result<S>| match result {
+        Ok(stream) if winner.as_ref().is_none_or(|(best, _)| index < *best) => {
+            winner = Some((index, stream));
+        }
+        Ok(_later) => {}
+        Err(error) => {
+            log.fail(index, error);
+            failures += 1;
+        }
+    };
+    settle(index, first);
+    poll_fn(|cx| {
+        while let Poll::Ready((index, result)) = running.as_mut().poll_next(cx) {
+            settle(index, result);
+        }
+        Poll::Ready(())
+    })
+    .await;
+    (winner, failures)
 }
 
 /// Starts attempts in list order.
