@@ -62,6 +62,7 @@ pub use error::{Attempt, Attempts, ConnectError, Stage};
 pub use hyper::{Connecting, HyperConnector};
 pub use policy::{AddressPolicy, is_public};
 pub use resolve::{IpFamilies, Resolve, Resolving};
+pub use socket::Keepalive;
 pub use system::SystemResolver;
 pub use target::{IntoTarget, Target, TargetError};
 

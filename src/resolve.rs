@@ -236,6 +236,12 @@ mod tests {
             overrides.find("upstream.test", 443),
             Some(vec!["127.0.0.1:443".parse().unwrap()])
         );
+        overrides.set("Bücher.Example.", None, Arc::from([exact]));
+        assert_eq!(
+            overrides.find("xn--bcher-kva.example", 1),
+            Some(vec![exact]),
+            "an internationalized override matches the target's ASCII form"
+        );
     }
 
     #[test]

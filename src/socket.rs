@@ -1,21 +1,141 @@
 //! Socket setup: a `TcpSocket` with the configured options, then `connect`.
 
+use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
+use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpSocket, TcpStream};
 
+/// TCP keepalive: `SO_KEEPALIVE` on, and the probe timings this sets (the system's for the
+/// others).
+///
+/// Each timing is a `setsockopt(2)` at level `IPPROTO_TCP`; the system rounds them to whole
+/// seconds. Where a platform lacks one, setting it fails that platform's attempts rather than
+/// being silently dropped: `retries` (`TCP_KEEPCNT`) and `interval` (`TCP_KEEPINTVL`) exist on
+/// Linux, Android, the BSDs, Apple platforms, illumos and Windows, not on OpenBSD.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use connect_any::{Connector, Keepalive};
+///
+/// let connector = Connector::new().keepalive(Some(
+///     Keepalive::new()
+///         .idle(Duration::from_secs(60))
+///         .interval(Duration::from_secs(10))
+///         .retries(5),
+/// ));
+/// # drop(connector);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keepalive {
+    idle: Option<Duration>,
+    interval: Option<Duration>,
+    retries: Option<u32>,
+}
+
+impl Keepalive {
+    /// Keepalive with the system's timings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long a connection stays idle before the first probe: `TCP_KEEPIDLE` (Linux,
+    /// Android, BSDs), `TCP_KEEPALIVE` (Apple). Default is the system's (2 hours on Linux).
+    pub fn idle(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// Time between probes: `TCP_KEEPINTVL`. Default is the system's (75 s on Linux).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Unanswered probes before the connection is dropped: `TCP_KEEPCNT`. Default is the
+    /// system's (9 on Linux).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    fn apply(&self, socket: &SockRef<'_>) -> io::Result<()> {
+        socket.set_keepalive(true)?;
+        if *self == Self::default() {
+            return Ok(());
+        }
+        let mut params = TcpKeepalive::new();
+        if let Some(idle) = self.idle {
+            params = params.with_time(idle);
+        }
+        if let Some(interval) = self.interval {
+            params = params.with_interval(interval);
+        }
+        if let Some(retries) = self.retries {
+            params = params.with_retries(retries);
+        }
+        socket.set_tcp_keepalive(&params)
+    }
+}
+
+/// Called with each attempt's socket and destination just before `connect`.
+pub(crate) type BeforeConnect = Arc<dyn Fn(&TcpSocket, SocketAddr) -> io::Result<()> + Send + Sync>;
+
 /// Options applied to each attempt's socket before it connects.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct SocketOptions {
     pub(crate) nodelay: bool,
-    pub(crate) keepalive: bool,
+    pub(crate) keepalive: Option<Keepalive>,
     pub(crate) send_buffer_size: Option<u32>,
     pub(crate) recv_buffer_size: Option<u32>,
+    pub(crate) reuse_address: bool,
     pub(crate) local_v4: Option<Ipv4Addr>,
     pub(crate) local_v6: Option<Ipv6Addr>,
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    pub(crate) tcp_user_timeout: Option<Duration>,
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
     pub(crate) device: Option<Vec<u8>>,
+    #[cfg(any(
+        target_os = "ios",
+        target_os = "macos",
+        target_os = "tvos",
+        target_os = "visionos",
+        target_os = "watchos"
+    ))]
+    pub(crate) interface_index: Option<std::num::NonZeroU32>,
+    pub(crate) before_connect: Option<BeforeConnect>,
+}
+
+impl fmt::Debug for SocketOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("SocketOptions");
+        debug
+            .field("nodelay", &self.nodelay)
+            .field("keepalive", &self.keepalive)
+            .field("send_buffer_size", &self.send_buffer_size)
+            .field("recv_buffer_size", &self.recv_buffer_size)
+            .field("reuse_address", &self.reuse_address)
+            .field("local_v4", &self.local_v4)
+            .field("local_v6", &self.local_v6);
+        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+        debug
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
+            .field(
+                "device",
+                &self.device.as_deref().map(String::from_utf8_lossy),
+            );
+        debug
+            .field(
+                "before_connect",
+                &self.before_connect.as_ref().map(|_| ".."),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl SocketOptions {
@@ -35,8 +155,8 @@ impl SocketOptions {
         if self.nodelay {
             socket.set_nodelay(true)?;
         }
-        if self.keepalive {
-            socket.set_keepalive(true)?;
+        if let Some(keepalive) = &self.keepalive {
+            keepalive.apply(&SockRef::from(&socket))?;
         }
         if let Some(size) = self.send_buffer_size {
             socket.set_send_buffer_size(size)?;
@@ -44,16 +164,66 @@ impl SocketOptions {
         if let Some(size) = self.recv_buffer_size {
             socket.set_recv_buffer_size(size)?;
         }
+        if self.reuse_address {
+            socket.set_reuseaddr(true)?;
+        }
         #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
-        if let Some(device) = &self.device {
-            socket.bind_device(Some(device))?;
+        {
+            if let Some(timeout) = self.tcp_user_timeout {
+                SockRef::from(&socket).set_tcp_user_timeout(Some(timeout))?;
+            }
+            if let Some(device) = &self.device {
+                socket.bind_device(Some(device))?;
+            }
+        }
+        #[cfg(any(
+            target_os = "ios",
+            target_os = "macos",
+            target_os = "tvos",
+            target_os = "visionos",
+            target_os = "watchos"
+        ))]
+        if let Some(index) = self.interface_index {
+            let socket = SockRef::from(&socket);
+            match addr {
+                SocketAddr::V4(_) => socket.bind_device_by_index_v4(Some(index))?,
+                SocketAddr::V6(_) => socket.bind_device_by_index_v6(Some(index))?,
+            }
         }
         if let Some(ip) = local {
+            defer_port_choice(&socket);
             socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        if let Some(hook) = &self.before_connect {
+            hook(&socket, addr)?;
         }
         Ok(socket)
     }
 }
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT` (Linux 4.2 and later), so that binding a source address with
+/// port 0 reserves no port until `connect` picks one for the destination: without it each
+/// bound socket holds an ephemeral port of its own and a busy client runs out of them. Best
+/// effort: a kernel without it (`ENOPROTOOPT`) just binds as before.
+#[cfg(target_os = "linux")]
+fn defer_port_choice(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, a pointer to a c_int that outlives the call, and its size.
+    let _best_effort = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn defer_port_choice(_socket: &TcpSocket) {}
 
 #[cfg(test)]
 mod tests {
@@ -63,7 +233,7 @@ mod tests {
     async fn options_reach_the_socket() {
         let options = SocketOptions {
             nodelay: true,
-            keepalive: true,
+            keepalive: Some(Keepalive::new()),
             send_buffer_size: Some(64 * 1024),
             local_v4: Some(Ipv4Addr::new(127, 0, 0, 1)),
             ..SocketOptions::default()
@@ -77,5 +247,17 @@ mod tests {
             socket.local_addr().unwrap().ip(),
             Ipv4Addr::new(127, 0, 0, 1)
         );
+    }
+
+    #[tokio::test]
+    async fn a_failing_hook_fails_the_socket() {
+        let options = SocketOptions {
+            before_connect: Some(Arc::new(|_, _| Err(io::Error::other("hook says no")))),
+            ..SocketOptions::default()
+        };
+        let error = options
+            .socket_for("127.0.0.2:9".parse().unwrap())
+            .unwrap_err();
+        assert_eq!(error.to_string(), "hook says no");
     }
 }

@@ -39,8 +39,13 @@ pub struct Target {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
-    /// A name for the resolver.
-    Name { name: Arc<str>, port: u16 },
+    /// A name for the resolver, in ASCII; `given` is the name as written when that was an
+    /// internationalized name (`bücher.example` for `xn--bcher-kva.example`).
+    Name {
+        name: Arc<str>,
+        port: u16,
+        given: Option<Arc<str>>,
+    },
     /// One address, kept inline so that connecting to a `SocketAddr` allocates nothing here.
     Addr(SocketAddr),
     /// A pre-resolved list, tried in its order.
@@ -86,16 +91,36 @@ impl Target {
         if let Ok(ip) = Ipv4Addr::from_str(bare) {
             return Ok(Self::from(SocketAddr::from((ip, port))));
         }
-        check_name(bare)?;
+        if bare.is_ascii() {
+            check_name(bare)?;
+            let name = Arc::from(bare);
+            return Ok(Self {
+                kind: Kind::Name {
+                    name,
+                    port,
+                    given: None,
+                },
+            });
+        }
+        let ascii = idna::domain_to_ascii(bare).map_err(|_| TargetError::InvalidIdn)?;
+        // UTS 46 maps full-width digits and ideographic dots, so `１２７。０。０。１` is an
+        // address, as browsers and the url crate read it.
+        if let Ok(ip) = Ipv4Addr::from_str(&ascii) {
+            return Ok(Self::from(SocketAddr::from((ip, port))));
+        }
+        check_name(&ascii)?;
         Ok(Self {
             kind: Kind::Name {
-                name: Arc::from(bare),
+                name: Arc::from(ascii),
                 port,
+                given: Some(Arc::from(bare)),
             },
         })
     }
 
-    /// The host name to resolve, or `None` when the target is already addresses.
+    /// The host name to resolve, or `None` when the target is already addresses. An
+    /// internationalized name is given in its ASCII form (`xn--bcher-kva.example`), which is
+    /// what is resolved, remembered and matched against overrides.
     pub fn host(&self) -> Option<&str> {
         match &self.kind {
             Kind::Name { name, .. } => Some(name),
@@ -106,7 +131,7 @@ impl Target {
     /// The name and port to resolve, or `None` when the target is already addresses.
     pub(crate) fn name_and_port(&self) -> Option<(&Arc<str>, u16)> {
         match &self.kind {
-            Kind::Name { name, port } => Some((name, *port)),
+            Kind::Name { name, port, .. } => Some((name, *port)),
             Kind::Addr(_) | Kind::Addrs(_) => None,
         }
     }
@@ -133,7 +158,16 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Name { name, port } => write!(f, "{name}:{port}"),
+            Kind::Name {
+                name,
+                port,
+                given: None,
+            } => write!(f, "{name}:{port}"),
+            Kind::Name {
+                name,
+                port,
+                given: Some(given),
+            } => write!(f, "{given}:{port} ({name})"),
             Kind::Addr(addr) => write!(f, "{addr}"),
             Kind::Addrs(addrs) => match addrs.split_first() {
                 None => f.write_str("an empty address list"),
@@ -207,9 +241,13 @@ pub enum TargetError {
     /// The `%zone` of an IPv6 literal is neither an interface index nor a known interface.
     #[error("invalid IPv6 zone id")]
     InvalidZone,
-    /// A character that may not stand in a host name (names must be ASCII: use punycode).
+    /// A character that may not stand in a host name.
     #[error("invalid character {0:?} in host")]
     InvalidCharacter(char),
+    /// A name with non-ASCII characters that UTS 46 (IDNA) cannot convert to ASCII: a
+    /// disallowed code point, a label that is not valid Punycode, or a bidi rule broken.
+    #[error("invalid internationalized domain name")]
+    InvalidIdn,
     /// Two dots in a row, or a leading dot.
     #[error("empty label in host name")]
     EmptyLabel,
@@ -425,9 +463,15 @@ fn interface_index(_name: &str) -> Option<u32> {
     None
 }
 
-/// The form in which host names compare: ASCII lower case, without a trailing dot. Borrows
-/// when `name` already is in that form.
+/// The form in which host names compare: ASCII (UTS 46 for an internationalized name), lower
+/// case, without a trailing dot. Borrows when `name` already is in that form. A name IDNA
+/// rejects is kept as given, lower-cased: no valid target can match it.
 pub(crate) fn canonical_name(name: &str) -> Cow<'_, str> {
+    if !name.is_ascii() {
+        let ascii = idna::domain_to_ascii(name).unwrap_or_else(|_| name.to_lowercase());
+        let trimmed = ascii.strip_suffix('.').unwrap_or(&ascii);
+        return Cow::Owned(trimmed.to_owned());
+    }
     let name = name.strip_suffix('.').unwrap_or(name);
     match name.bytes().any(|b| b.is_ascii_uppercase()) {
         true => Cow::Owned(name.to_ascii_lowercase()),
@@ -503,8 +547,41 @@ mod tests {
             kind: Kind::Name {
                 name: Arc::from(host),
                 port,
+                given: None,
             },
         }
+    }
+
+    #[test]
+    fn internationalized_names_become_ascii() {
+        let valid = [
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("Bücher.Example", "xn--bcher-kva.example"),
+            ("bücher.example.", "xn--bcher-kva.example."),
+            ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+            ("münchen.de", "xn--mnchen-3ya.de"),
+            ("παράδειγμα.δοκιμή", "xn--hxajbheg2az3al.xn--jxalpdlp"),
+            ("a\u{200b}b.example", "ab.example"),
+            ("ⓐ.example", "a.example"),
+        ];
+        for (given, ascii) in valid {
+            let target = Target::from_host_port(given, 443).unwrap();
+            assert_eq!(target.host(), Some(ascii), "{given}");
+            assert_eq!(target.to_string(), format!("{given}:443 ({ascii})"));
+        }
+        let invalid = [
+            ("b\u{fffd}cher.example", TargetError::InvalidIdn),
+            ("\u{300}a.example", TargetError::InvalidIdn),
+            ("a\u{2488}.example", TargetError::InvalidIdn),
+            ("ab\u{5d0}1.example", TargetError::InvalidIdn),
+            ("bücher..example", TargetError::EmptyLabel),
+            ("bücher .example", TargetError::InvalidCharacter(' ')),
+        ];
+        for (given, error) in invalid {
+            assert_eq!(Target::from_host_port(given, 1), Err(error), "{given:?}");
+        }
+        let wide = Target::parse("１２７。０。０。１:80").unwrap();
+        assert_eq!(wide.addrs(), &["127.0.0.1:80".parse().unwrap()]);
     }
 
     #[test]
@@ -600,6 +677,7 @@ mod tests {
     #[test]
     fn canonical_names() {
         assert_eq!(canonical_name("Dual.Test."), "dual.test");
+        assert_eq!(canonical_name("Bücher.Example."), "xn--bcher-kva.example");
         assert!(matches!(
             canonical_name("dual.test"),
             Cow::Borrowed("dual.test")

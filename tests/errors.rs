@@ -100,7 +100,8 @@ const BAD_TARGETS: &[(&str, TargetError)] = &[
     (" example.com:80", TargetError::InvalidCharacter(' ')),
     ("example.com/x:80", TargetError::InvalidCharacter('/')),
     ("ex@mple.com:80", TargetError::InvalidCharacter('@')),
-    ("exämple.com:80", TargetError::InvalidCharacter('ä')),
+    ("ex\u{fffd}mple.com:80", TargetError::InvalidIdn),
+    ("\u{300}example.com:80", TargetError::InvalidIdn),
     ("example..com:80", TargetError::EmptyLabel),
     (".example.com:80", TargetError::EmptyLabel),
     ("-example.com:80", TargetError::HyphenAtLabelEdge),
@@ -196,4 +197,44 @@ async fn a_real_eaddrnotavail_does_not_hide_a_real_refusal() {
         let message = error.to_string();
         assert!(message.contains("Connection refused"), "{message}");
     }
+}
+
+/// An internationalized name is resolved, overridden and reported in its ASCII form; errors
+/// show the name as given too.
+#[tokio::test(start_paused = true)]
+async fn internationalized_names_resolve_in_ascii_and_report_both_forms() {
+    let resolver = common::FixedResolver::new("xn--bcher-kva.test", &[v4(1)]);
+    let script = Script::new(&[(v4(1), Step::Connect(ms(1)))]);
+    let connector = Connector::new().resolver(resolver);
+    let won = connector
+        .connect_with("Bücher.test:1", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v4(1), "the resolver was asked for the ASCII form");
+
+    let error = connector
+        .connect_with("müller.test:1", script.dialer())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "failed to resolve müller.test:1 (xn--mller-kva.test): no such host"
+    );
+
+    let pinned = Connector::new().resolve_override("BÜCHER.test.", None, [v4(2)]);
+    let script = Script::new(&[(v4(2), Step::Connect(ms(1)))]);
+    let won = pinned
+        .connect_with("bücher.test:2", script.dialer())
+        .await
+        .unwrap();
+    assert_eq!(won.addr, v4(2), "the override matched the ASCII form");
+
+    let invalid = connect_any("b\u{fffd}cher.test:1").await.unwrap_err();
+    assert!(
+        matches!(
+            invalid,
+            ConnectError::InvalidTarget(TargetError::InvalidIdn)
+        ),
+        "{invalid:?}"
+    );
 }

@@ -214,7 +214,7 @@ async fn socket_options_apply_to_real_connects() {
     let connector = Connector::new()
         .local_address_v4(Some(local))
         .nodelay(true)
-        .keepalive(true)
+        .keepalive(Some(connect_any::Keepalive::new()))
         .recv_buffer_size(Some(256 * 1024));
     let stream = connector.connect(addr).await.unwrap();
     assert!(stream.nodelay().unwrap());
