@@ -142,6 +142,11 @@ impl Connector {
         Self::default()
     }
 
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
     fn with(mut self, change: impl FnOnce(&mut Settings)) -> Self {
         change(Arc::make_mut(&mut self.settings));
         self

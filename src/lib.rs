@@ -51,6 +51,8 @@ mod limits;
 mod pipeline;
 mod policy;
 mod race;
+#[cfg(feature = "reqwest")]
+mod reqwest_dns;
 mod resolve;
 mod socket;
 mod system;
@@ -61,6 +63,8 @@ pub use error::{Attempt, Attempts, ConnectError, Stage};
 #[cfg(feature = "hyper")]
 pub use hyper::{Connecting, HyperConnector};
 pub use policy::{AddressPolicy, is_public};
+#[cfg(feature = "reqwest")]
+pub use reqwest_dns::ReqwestResolver;
 pub use resolve::{IpFamilies, Resolve, Resolving};
 pub use socket::Keepalive;
 pub use system::SystemResolver;

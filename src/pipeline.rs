@@ -160,6 +160,19 @@ where
     settle(settings, target, outcome, log, memory)
 }
 
+/// The addresses a connect to `target` would dial, in order: overrides, resolution, family
+/// filter and address policy, within the resolve and overall timeouts and the tokens. For
+/// connectors of other libraries that dial by themselves.
+#[cfg(feature = "reqwest")]
+pub(crate) async fn lookup(
+    settings: &Settings,
+    target: &Target,
+) -> Result<Vec<SocketAddr>, ConnectError> {
+    let limits = Limits::starting_now(settings, None);
+    let found = addresses(settings, target, limits).await?;
+    Ok(found.addrs.into_owned())
+}
+
 fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
     Pace {
         stagger: settings.stagger(),

@@ -1,0 +1,61 @@
+//! Happy Eyeballs v3's notion of success: with `connect_with` over a TLS dialer, an address that
+//! accepts TCP but never answers the ClientHello loses to one that completes the handshake,
+//! and the stalled connection is closed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connect_any::Connector;
+use connect_any_integration::{Mute, TLS_NAME, TestCert, https_server};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+#[tokio::test]
+async fn the_address_that_completes_tls_wins_and_the_stalled_one_is_closed() {
+    let cert = TestCert::new();
+    let mute = Mute::start("127.0.0.2").await.unwrap();
+    let good = https_server("127.0.0.1", &cert).await;
+    let tls = TlsConnector::from(Arc::new(cert.client_config()));
+    let name = ServerName::try_from(TLS_NAME).unwrap();
+    let connector = Connector::new()
+        .attempt_delay(Duration::from_millis(100))
+        .timeout(Some(Duration::from_secs(10)));
+
+    let began = Instant::now();
+    let stream = connector
+        .connect_with(vec![mute.addr, good], |addr| {
+            let (tls, name) = (tls.clone(), name.clone());
+            async move {
+                let tcp = TcpStream::connect(addr).await?;
+                tls.connect(name, tcp).await
+            }
+        })
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    let peer = stream.get_ref().0.peer_addr().unwrap();
+    println!(
+        "TLS race: {peer} won after {took:?}; the mute server accepted {}",
+        mute.accepted()
+    );
+    assert_eq!(peer, good);
+    assert!(
+        took >= Duration::from_millis(100),
+        "the mute address went first: {took:?}"
+    );
+    assert_eq!(
+        mute.accepted(),
+        1,
+        "the mute address was dialed and its TCP accepted"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mute.closed() < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        mute.closed(),
+        1,
+        "the stalled handshake's socket was closed"
+    );
+}
