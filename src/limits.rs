@@ -44,6 +44,13 @@ impl<'a> Cancel<'a> {
             .any(CancellationToken::is_cancelled)
     }
 
+    /// A future that completes when either token is cancelled, boxed, or `None` without a
+    /// token: most connects have none, and then pay nothing for it.
+    pub(crate) fn watch(self) -> Option<Pin<Box<Fired<'a>>>> {
+        let has_token = self.connector.is_some() || self.call.is_some();
+        has_token.then(|| Box::pin(self.fired()))
+    }
+
     /// Completes when either token is cancelled; never without a token.
     pub(crate) fn fired(self) -> Fired<'a> {
         Fired {
@@ -108,7 +115,6 @@ pin_project! {
     pub(crate) struct BoundedFuture<'a, F> {
         #[pin]
         work: F,
-        // Boxed, and only when there is a token: most connects have none.
         cancelled: Option<Pin<Box<Fired<'a>>>>,
         deadline: Option<Instant>,
         timer: Timer,
@@ -122,10 +128,9 @@ pub(crate) fn bounded<F: Future>(
     deadline: Option<Instant>,
     cancel: Cancel<'_>,
 ) -> BoundedFuture<'_, F> {
-    let has_token = cancel.connector.is_some() || cancel.call.is_some();
     BoundedFuture {
         work,
-        cancelled: has_token.then(|| Box::pin(cancel.fired())),
+        cancelled: cancel.watch(),
         deadline,
         timer: Timer::default(),
     }

@@ -205,7 +205,7 @@ where
         return Outcome::Cancelled;
     }
     let deadline = pace.deadline;
-    let mut cancelled = pin!(pace.cancel.fired());
+    let mut cancelled = pace.cancel.watch();
     let mut starter = Starter {
         pending: addrs.iter(),
         stagger: pace.stagger,
@@ -240,8 +240,10 @@ where
             _ => deadline,
         };
         let event = poll_fn(|cx| {
-            if cancelled.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::Cancelled);
+            if let Some(cancelled) = &mut cancelled {
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Cancelled);
+                }
             }
             if let Poll::Ready((index, result)) = running.as_mut().poll_next(cx) {
                 return Poll::Ready(Event::Finished(index, result));
