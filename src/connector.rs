@@ -21,6 +21,8 @@ use crate::target::IntoTarget;
 
 /// RFC 8305 §5's recommended Connection Attempt Delay.
 const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+/// RFC 8305 §3's recommended Resolution Delay.
+const DEFAULT_RESOLUTION_DELAY: Duration = Duration::from_millis(50);
 /// RFC 8305 §8: the Connection Attempt Delay MUST NOT be below 10 ms.
 const MIN_ATTEMPT_DELAY: Duration = Duration::from_millis(10);
 /// How many hosts the winner memory holds by default.
@@ -78,6 +80,7 @@ pub(crate) struct Settings {
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) resolve_timeout: Option<Duration>,
+    pub(crate) resolution_delay: Duration,
     pub(crate) first_family_count: usize,
     pub(crate) families: IpFamilies,
     pub(crate) resolver: Arc<dyn Resolve>,
@@ -112,6 +115,7 @@ impl Default for Settings {
             attempt_timeout: None,
             timeout: None,
             resolve_timeout: None,
+            resolution_delay: DEFAULT_RESOLUTION_DELAY,
             first_family_count: 1,
             families: IpFamilies::Both,
             resolver: Arc::new(SystemResolver),
@@ -187,6 +191,15 @@ impl Connector {
     /// is `None`.
     pub fn resolve_timeout(self, timeout: Option<Duration>) -> Self {
         self.with(|s| s.resolve_timeout = timeout)
+    }
+
+    /// How long to wait for the AAAA answer when the A answer came first with addresses
+    /// (RFC 8305 §3's Resolution Delay), counted from the A answer; an AAAA answer, positive or
+    /// negative, ends the wait at once. Applies to resolvers that answer in parts
+    /// ([`Resolve::resolve_in_parts`]); one-shot answers start at once. `Duration::MAX` waits
+    /// for AAAA as long as the resolve timeout allows. Default is 50 ms.
+    pub fn resolution_delay(self, delay: Duration) -> Self {
+        self.with(|s| s.resolution_delay = delay)
     }
 
     /// How many addresses of the first family come before Happy Eyeballs alternates families

@@ -40,6 +40,7 @@
     unreachable_pub
 )]
 
+mod answers;
 mod connector;
 mod error;
 mod expiring;
@@ -58,6 +59,7 @@ mod socket;
 mod system;
 mod target;
 
+pub use answers::{Answer, Answering, Family, FamilyErrors};
 pub use connector::{Connector, Strategy};
 pub use error::{Attempt, Attempts, ConnectError, Stage};
 #[cfg(feature = "hyper")]

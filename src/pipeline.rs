@@ -11,17 +11,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::answers::{Admission, Gathered, Later, Unanswered, gather};
 use crate::connector::{Settings, Strategy};
 use crate::error::{Attempts, ConnectError, Stage};
 use crate::history::{HostKey, Recalled};
 use crate::limits::{Bounded, Cancel, bounded, deadline_after, earliest, is_past};
 use crate::race::{Dialing, Log, Outcome, Pace, Won, race};
-use crate::resolve::{Resolving, dedup_and_filter, interleave, promote};
+use crate::resolve::{dedup_and_filter, interleave, promote};
 use crate::target::Target;
 
-/// The addresses to race, in order, and what the winner memory knows of them.
-struct Addresses<'t> {
-    addrs: Cow<'t, [SocketAddr]>,
+/// The addresses to race, in order, the answers still to come, and what the winner memory
+/// knows of them.
+struct Addresses<'a> {
+    addrs: Cow<'a, [SocketAddr]>,
+    later: Option<Later<'a>>,
     /// The memory's key, for names the resolver answered (never for overrides or literals).
     key: Option<HostKey>,
     /// The remembered winner, when the resolver returned it again (it is then first).
@@ -155,7 +158,8 @@ where
     if let (Some(key), Some(recalled)) = (key, found.remembered) {
         log.forget_on_failure(&settings.memory, key, recalled.addr);
     }
-    let outcome = race(&found.addrs, pace(settings, limits), &mut dial, &mut log).await;
+    let pace = pace(settings, limits);
+    let outcome = race(&found.addrs, found.later, pace, &mut dial, &mut log).await;
     let memory = key.map(|key| (key, found.remembered));
     settle(settings, target, outcome, log, memory)
 }
@@ -223,13 +227,14 @@ fn settle<S>(
 
 /// An override's or the resolver's answer for a name, the target's own addresses otherwise;
 /// filtered by family and by the address policy.
-async fn addresses<'t>(
-    settings: &Settings,
-    target: &'t Target,
+async fn addresses<'a>(
+    settings: &'a Settings,
+    target: &'a Target,
     limits: Limits<'_>,
-) -> Result<Addresses<'t>, ConnectError> {
+) -> Result<Addresses<'a>, ConnectError> {
     let mut found = Addresses {
         addrs: Cow::Borrowed(target.addrs()),
+        later: None,
         key: None,
         remembered: None,
     };
@@ -240,19 +245,19 @@ async fn addresses<'t>(
                 found.addrs = Cow::Owned(given);
             }
             None => {
+                // The resolver's answers are filtered by family and policy as they come.
                 let key = HostKey::new(name, port);
-                let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
-                let limit = earliest(limits.deadline, resolve_deadline);
-                let lookup = settings.resolver.resolve(name, port);
-                let resolving =
-                    resolve(settings, target, lookup, limits.began, limit, limits.cancel);
-                let mut resolved = resolving.await?;
-                found.remembered = settings
-                    .memory
-                    .recall(&key)
-                    .filter(|recalled| promote(&mut resolved, recalled.addr));
-                found.addrs = Cow::Owned(resolved);
+                let mut gathered = resolve(settings, target, name, port, limits).await?;
+                let recalled = settings.memory.recall(&key);
+                found.remembered =
+                    recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
+                if let Some(later) = &mut gathered.later {
+                    later.remembered = recalled.map(|recalled| recalled.addr);
+                }
+                found.addrs = Cow::Owned(gathered.addrs);
+                found.later = gathered.later;
                 found.key = Some(key);
+                return Ok(found);
             }
         },
         (None, [one]) if settings.families.allows(one) => {}
@@ -287,43 +292,54 @@ async fn addresses<'t>(
     Ok(found)
 }
 
-/// Awaits `lookup` of the target's name, then de-duplicates, filters and (for Happy Eyeballs)
-/// interleaves.
-async fn resolve(
-    settings: &Settings,
+/// Asks the resolver for `name`, in parts, within the resolve and overall timeouts: the first
+/// addresses in dialing order (interleaved for Happy Eyeballs), and the answers still to come.
+async fn resolve<'a>(
+    settings: &'a Settings,
     target: &Target,
-    lookup: Resolving<'_>,
-    began: Instant,
-    deadline: Option<Instant>,
-    cancel: Cancel<'_>,
-) -> Result<Vec<SocketAddr>, ConnectError> {
-    let mut addrs = match bounded(lookup, deadline, cancel).await {
-        Bounded::Done(Ok(addrs)) => addrs,
-        Bounded::Done(Err(cause)) => {
-            return Err(ConnectError::Resolve {
-                host: target.to_string(),
-                cause,
-            });
-        }
-        Bounded::TimedOut => {
-            return Err(ConnectError::TimedOut {
-                host: target.to_string(),
-                stage: Stage::Resolve,
-                elapsed: began.elapsed(),
-                attempts: Attempts::default(),
-            });
-        }
-        Bounded::Cancelled => {
-            return Err(ConnectError::Cancelled {
-                host: target.to_string(),
-                attempts: Attempts::default(),
-            });
-        }
+    name: &'a str,
+    port: u16,
+    limits: Limits<'_>,
+) -> Result<Gathered<'a>, ConnectError> {
+    let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
+    let until = earliest(limits.deadline, resolve_deadline);
+    let admission = Admission {
+        families: settings.families,
+        policy: &settings.policy,
     };
-    tracing::debug!(?addrs, elapsed = ?began.elapsed(), "resolved");
-    dedup_and_filter(&mut addrs, settings.families);
+    let answers = settings.resolver.resolve_in_parts(name, port);
+    let gathering = gather(
+        answers,
+        admission,
+        settings.resolution_delay,
+        until,
+        limits.cancel,
+    );
+    let host = || target.to_string();
+    let mut gathered = gathering.await.map_err(|unanswered| match unanswered {
+        Unanswered::Failed(cause) => ConnectError::Resolve {
+            host: host(),
+            cause,
+        },
+        Unanswered::Denied(refused) => ConnectError::Denied {
+            host: host(),
+            refused,
+        },
+        Unanswered::Empty => ConnectError::NoAddresses { host: host() },
+        Unanswered::TimedOut => ConnectError::TimedOut {
+            host: host(),
+            stage: Stage::Resolve,
+            elapsed: limits.began.elapsed(),
+            attempts: Attempts::default(),
+        },
+        Unanswered::Cancelled => ConnectError::Cancelled {
+            host: host(),
+            attempts: Attempts::default(),
+        },
+    })?;
+    tracing::debug!(addrs = ?gathered.addrs, elapsed = ?limits.began.elapsed(), "resolved");
     if settings.strategy == Strategy::HappyEyeballs {
-        addrs = interleave(&addrs, settings.first_family_count);
+        gathered.addrs = interleave(&gathered.addrs, settings.first_family_count);
     }
-    Ok(addrs)
+    Ok(gathered)
 }

@@ -9,6 +9,7 @@
 //! at the instant its own timeout runs out has connected; and nothing new starts at the
 //! instant of a win. `tests/model/mod.rs` states these rules as an executable model.
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
@@ -23,9 +24,11 @@ use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
+use crate::answers::{Family, Later, merge};
 use crate::error::{Attempt, Attempts};
 use crate::history::{AdaptivePace, HostKey, WinnerMemory};
-use crate::limits::{Cancel, Timer, deadline_after, is_past};
+use crate::limits::{Cancel, Timer, deadline_after, earliest, is_past};
+use crate::resolve::promote;
 
 /// How long to wait after one start before the next.
 #[derive(Debug)]
@@ -181,6 +184,8 @@ pub(crate) enum Outcome<S> {
 
 enum Event<S> {
     Finished(usize, io::Result<S>),
+    /// New addresses from a late answer, or `None` when no more answers will come.
+    Answered(Option<Vec<SocketAddr>>),
     TimerFired,
     Cancelled,
 }
@@ -193,6 +198,7 @@ enum Event<S> {
 /// and no further attempt starts. Only attempts whose waker fired are polled.
 pub(crate) async fn race<S, D, Fut>(
     addrs: &[SocketAddr],
+    mut later: Option<Later<'_>>,
     pace: Pace<'_>,
     dial: &mut D,
     log: &mut Log<'_>,
@@ -206,21 +212,26 @@ where
     }
     let deadline = pace.deadline;
     let mut cancelled = pace.cancel.watch();
+    let interleave = matches!(pace.stagger, Stagger::Fixed(_) | Stagger::Adaptive(_));
     let mut starter = Starter {
-        pending: addrs.iter(),
+        pending: addrs.iter().copied().collect(),
         stagger: pace.stagger,
         attempt_timeout: pace.attempt_timeout,
         deadline,
+        last: None,
     };
     let mut running = pin!(Running::default());
     // Starts the next attempt, if one may start, and says when the stagger starts another.
-    let mut start_next = |now: Instant, running: Pin<&mut Running<_>>, log: &mut Log<'_>| {
+    let mut start_next = |starter: &mut Starter<'_>,
+                          now: Instant,
+                          running: Pin<&mut Running<_>>,
+                          log: &mut Log<'_>| {
         let (addr, index) = starter.next(now, log)?;
         let attempt = Dialing::new(index, dial(addr), now, starter.attempt_timeout);
         running.push(attempt);
         starter.next_start(now, &addr)
     };
-    let mut next_start = start_next(Instant::now(), running.as_mut(), log);
+    let mut next_start = start_next(&mut starter, Instant::now(), running.as_mut(), log);
     let mut timer = Timer::default();
     // The I/O driver runs once before the first timer is set (a yielded task is woken only
     // after it): a connect on loopback or a LAN has often finished by then, and setting a
@@ -229,16 +240,19 @@ where
     let mut before_first_timer = pin!(Some(tokio::task::yield_now()));
     loop {
         if running.is_empty() {
-            // Nothing runs and nothing more could start: all failed, or time is up.
-            return match addrs.len() - log.records.len() {
-                0 => Outcome::Exhausted,
-                _ => Outcome::TimedOut,
-            };
+            // Nothing runs, and nothing could start: all failed, or time is up. With answers
+            // still to come, wait for them.
+            let now = Instant::now();
+            match (starter.pending.is_empty(), &later) {
+                (true, None) => return Outcome::Exhausted,
+                (true, Some(_)) if !is_past(deadline, now) => {}
+                _ => return Outcome::TimedOut,
+            }
         }
-        let due = match next_start {
-            Some(start) if deadline.is_none_or(|deadline| start < deadline) => Some(start),
-            _ => deadline,
-        };
+        let stagger_due =
+            next_start.filter(|start| deadline.is_none_or(|deadline| *start < deadline));
+        let answers_due = later.as_ref().and_then(|later| later.until);
+        let due = earliest(earliest(stagger_due, answers_due), deadline);
         let event = poll_fn(|cx| {
             if let Some(cancelled) = &mut cancelled {
                 if cancelled.as_mut().poll(cx).is_ready() {
@@ -247,6 +261,11 @@ where
             }
             if let Poll::Ready((index, result)) = running.as_mut().poll_next(cx) {
                 return Poll::Ready(Event::Finished(index, result));
+            }
+            if let Some(later) = &mut later {
+                if let Poll::Ready(answer) = later.poll_answer(cx) {
+                    return Poll::Ready(Event::Answered(answer));
+                }
             }
             let Some(due) = due else {
                 return Poll::Pending;
@@ -279,13 +298,37 @@ where
                 }
                 // Each failure starts the next attempt at once.
                 for _ in 0..failures {
-                    next_start = start_next(now, running.as_mut(), log);
+                    next_start = start_next(&mut starter, now, running.as_mut(), log);
+                }
+            }
+            Event::Answered(None) => later = None,
+            Event::Answered(Some(added)) => {
+                if added.is_empty() {
+                    continue;
+                }
+                let last = starter.last.map(|(_, addr)| Family::of(&addr));
+                merge(&mut starter.pending, &added, last, interleave);
+                if let Some(remembered) = later.as_ref().and_then(|later| later.remembered) {
+                    promote(starter.pending.make_contiguous(), remembered);
+                }
+                // At once if nothing runs or the stagger has already passed; else at its tick.
+                let tick = starter.last.and_then(|(tick, _)| tick);
+                if running.is_empty() || tick.is_some_and(|tick| tick <= now) {
+                    next_start = start_next(&mut starter, now, running.as_mut(), log);
+                } else {
+                    next_start = tick;
                 }
             }
             Event::TimerFired if is_past(deadline, now) => return Outcome::TimedOut,
             Event::TimerFired => {
+                if later
+                    .as_ref()
+                    .is_some_and(|later| is_past(later.until, now))
+                {
+                    later = None;
+                }
                 if next_start.is_some_and(|at| at <= now) {
-                    next_start = start_next(now, running.as_mut(), log);
+                    next_start = start_next(&mut starter, now, running.as_mut(), log);
                 }
             }
         }
@@ -326,31 +369,35 @@ async fn settle_ready<S, F: Future<Output = io::Result<S>>>(
 }
 
 /// Starts attempts in list order.
-struct Starter<'l, 'p> {
-    pending: std::slice::Iter<'l, SocketAddr>,
+struct Starter<'p> {
+    pending: VecDeque<SocketAddr>,
     stagger: Stagger<'p>,
     attempt_timeout: Option<Duration>,
     deadline: Option<Instant>,
+    /// The last attempt started: when the stagger allows the next one, and its address.
+    last: Option<(Option<Instant>, SocketAddr)>,
 }
 
-impl Starter<'_, '_> {
+impl Starter<'_> {
     /// The next address and its index in the log, unless none is left or the deadline has
     /// come.
     fn next(&mut self, now: Instant, log: &mut Log<'_>) -> Option<(SocketAddr, usize)> {
         if is_past(self.deadline, now) {
             return None;
         }
-        let &addr = self.pending.next()?;
+        let addr = self.pending.pop_front()?;
         Some((addr, log.start(addr, now)))
     }
 
-    /// When the stagger starts the attempt after the one just started to `addr`.
+    /// When the stagger starts the attempt after the one just started to `addr`, if one is
+    /// waiting; the tick is kept for addresses that arrive later.
     fn next_start(&mut self, now: Instant, addr: &SocketAddr) -> Option<Instant> {
-        if self.pending.len() == 0 {
-            return None;
-        }
-        let delay = self.stagger.after(addr)?;
-        now.checked_add(delay)
+        let tick = self
+            .stagger
+            .after(addr)
+            .and_then(|delay| now.checked_add(delay));
+        self.last = Some((tick, *addr));
+        tick.filter(|_| !self.pending.is_empty())
     }
 }
 

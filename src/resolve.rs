@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::answers::{Answer, Answering};
 use crate::target::canonical_name;
 
 /// Which address families a connector dials.
@@ -66,6 +67,20 @@ pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 pub trait Resolve: fmt::Debug + Send + Sync + 'static {
     /// Looks `host` up; each address returned carries `port`.
     fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a>;
+
+    /// Looks `host` up and hands over each part of the answer as it arrives: the AAAA and the
+    /// A answers separately ([`Answer::ipv6`], [`Answer::ipv4`]), or everything at once
+    /// ([`Answer::all`]); the stream ends when no more will come. The connector starts
+    /// connecting on the first usable part (RFC 8305 §3) and lets later ones join the race.
+    ///
+    /// The default is one part, [`resolve`](Self::resolve)'s answer: a one-shot resolver needs
+    /// nothing more.
+    fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        let lookup = self.resolve(host, port);
+        Box::pin(futures_util::stream::once(async move {
+            Answer::all(lookup.await)
+        }))
+    }
 }
 
 /// Fixed answers for given names, like curl's `--resolve`: checked before the resolver.

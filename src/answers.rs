@@ -1,0 +1,498 @@
+//! Answers in parts (RFC 8305 §3): a resolver may hand over the AAAA and the A answers
+//! separately, as each arrives; what they mean for when the race may start, and how late
+//! addresses join the not-yet-started part of the list.
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use tokio::time::Instant;
+
+use crate::limits::{Cancel, Timer, deadline_after, earliest, is_past};
+use crate::policy::AddressPolicy;
+use crate::resolve::IpFamilies;
+
+/// An address family, for answers that cover one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv6: the AAAA query.
+    Ipv6,
+    /// IPv4: the A query.
+    Ipv4,
+}
+
+impl Family {
+    pub(crate) fn of(addr: &SocketAddr) -> Self {
+        match addr {
+            SocketAddr::V6(_) => Family::Ipv6,
+            SocketAddr::V4(_) => Family::Ipv4,
+        }
+    }
+}
+
+/// One part of a resolver's answer: the addresses of one family, or of all at once.
+///
+/// An empty list is a negative answer (NODATA, or NXDOMAIN for that query); an error is a
+/// failed query. Neither fails the connect while another family may still answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub(crate) family: Option<Family>,
+    pub(crate) addrs: io::Result<Vec<SocketAddr>>,
+}
+
+impl Answer {
+    /// The whole answer at once, every family included: what a one-shot lookup such as
+    /// `getaddrinfo` gives.
+    pub fn all(addrs: io::Result<Vec<SocketAddr>>) -> Self {
+        Self {
+            family: None,
+            addrs,
+        }
+    }
+
+    /// The answer of the AAAA query.
+    pub fn ipv6(addrs: io::Result<Vec<SocketAddr>>) -> Self {
+        Self {
+            family: Some(Family::Ipv6),
+            addrs,
+        }
+    }
+
+    /// The answer of the A query.
+    pub fn ipv4(addrs: io::Result<Vec<SocketAddr>>) -> Self {
+        Self {
+            family: Some(Family::Ipv4),
+            addrs,
+        }
+    }
+}
+
+/// The stream [`Resolve::resolve_in_parts`](crate::Resolve::resolve_in_parts) returns: each
+/// answer as it arrives, ending when no more will come.
+pub type Answering<'a> = Pin<Box<dyn Stream<Item = Answer> + Send + 'a>>;
+
+/// Both queries of a name failed: the cause of each.
+#[derive(Debug)]
+pub struct FamilyErrors {
+    /// Why the AAAA query failed.
+    pub ipv6: io::Error,
+    /// Why the A query failed.
+    pub ipv4: io::Error,
+}
+
+impl fmt::Display for FamilyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AAAA: {}; A: {}", self.ipv6, self.ipv4)
+    }
+}
+
+impl Error for FamilyErrors {}
+
+impl FamilyErrors {
+    /// One `io::Error` carrying both, under the more telling kind: a name that does not exist
+    /// only if neither query said anything more specific.
+    pub(crate) fn into_io(self) -> io::Error {
+        let kind = match (self.ipv6.kind(), self.ipv4.kind()) {
+            (io::ErrorKind::NotFound, other) | (other, _) => other,
+        };
+        io::Error::new(kind, self)
+    }
+}
+
+/// What one family's query has said so far.
+#[derive(Debug, Default)]
+enum Said {
+    #[default]
+    Nothing,
+    Addresses,
+    Negative,
+    Failed(io::Error),
+}
+
+/// What the queries of one name have said, and so whether the race may start.
+#[derive(Debug, Default)]
+pub(crate) struct Heard {
+    ipv6: Said,
+    ipv4: Said,
+}
+
+/// What to do after an answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Start the race with the addresses so far.
+    Start,
+    /// Wait for the AAAA answer, at most the Resolution Delay from now.
+    WaitForIpv6,
+    /// Wait for more answers.
+    Wait,
+    /// Every query has answered and none gave an address.
+    NothingCame,
+}
+
+impl Heard {
+    /// Records `family`'s answer (`None`: every family's at once) as the number of usable
+    /// addresses it gave or its error, and says what to do: start at once on addresses from
+    /// the AAAA query or from a one-shot answer; on IPv4 addresses first, wait the Resolution
+    /// Delay for AAAA unless it has answered or IPv6 is not wanted.
+    pub(crate) fn hear(
+        &mut self,
+        family: Option<Family>,
+        answer: Result<usize, io::Error>,
+        want_ipv6: bool,
+    ) -> Next {
+        let said = match answer {
+            Ok(0) => Said::Negative,
+            Ok(_) => Said::Addresses,
+            Err(error) => Said::Failed(error),
+        };
+        match family {
+            None => {
+                self.ipv4 = said;
+                self.ipv6 = Said::Negative;
+            }
+            Some(Family::Ipv6) => self.ipv6 = said,
+            Some(Family::Ipv4) => self.ipv4 = said,
+        }
+        let answered = |said: &Said| !matches!(said, Said::Nothing);
+        match (&self.ipv6, &self.ipv4) {
+            (Said::Addresses, _) => Next::Start,
+            (v6, Said::Addresses) if family.is_none() || !want_ipv6 || answered(v6) => Next::Start,
+            (_, Said::Addresses) => Next::WaitForIpv6,
+            (v6, v4) if answered(v6) && answered(v4) => Next::NothingCame,
+            _ => Next::Wait,
+        }
+    }
+
+    /// Whether a family's query has not answered yet.
+    pub(crate) fn awaits(&self, family: Family) -> bool {
+        let said = match family {
+            Family::Ipv6 => &self.ipv6,
+            Family::Ipv4 => &self.ipv4,
+        };
+        matches!(said, Said::Nothing)
+    }
+
+    /// Why nothing came: the failed queries' errors (both, or the one), or `None` when the
+    /// answers were only negative.
+    pub(crate) fn failure(self) -> Option<io::Error> {
+        match (self.ipv6, self.ipv4) {
+            (Said::Failed(ipv6), Said::Failed(ipv4)) => Some(FamilyErrors { ipv6, ipv4 }.into_io()),
+            (Said::Failed(one), _) | (_, Said::Failed(one)) => Some(one),
+            _ => None,
+        }
+    }
+}
+
+/// What may be dialed of a resolver's answer: the connector's families, then its policy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Admission<'a> {
+    pub(crate) families: IpFamilies,
+    pub(crate) policy: &'a AddressPolicy,
+}
+
+/// Why a name's answers gave nothing to dial.
+#[derive(Debug)]
+pub(crate) enum Unanswered {
+    /// A query failed and none gave an address.
+    Failed(io::Error),
+    /// Every address was refused by the policy.
+    Denied(Vec<SocketAddr>),
+    /// Only negative answers, or only addresses of families not dialed.
+    Empty,
+    TimedOut,
+    Cancelled,
+}
+
+/// The first addresses to dial, and the answers still to come.
+pub(crate) struct Gathered<'a> {
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) later: Option<Later<'a>>,
+}
+
+enum Gathering {
+    Answer(Answer),
+    Ended,
+    TimerFired,
+    Cancelled,
+}
+
+/// Reads `answers` until the race may start (see [`Heard::hear`]), within `until` (the
+/// resolve deadline) and the tokens. The first addresses come in the resolver's order for a
+/// one-shot answer, IPv6 first for answers in parts.
+pub(crate) async fn gather<'a>(
+    mut answers: Answering<'a>,
+    admission: Admission<'a>,
+    resolution_delay: Duration,
+    until: Option<Instant>,
+    cancel: Cancel<'_>,
+) -> Result<Gathered<'a>, Unanswered> {
+    let want_ipv6 = admission.families.allows(&SocketAddr::from(([0u16; 8], 0)));
+    let mut heard = Heard::default();
+    let mut addrs = Vec::new();
+    let mut refused = Vec::new();
+    let mut in_parts = false;
+    let mut delay_ends = None;
+    let mut timer = Timer::default();
+    let mut cancelled = cancel.watch();
+    let mut ended = false;
+    loop {
+        let due = earliest(delay_ends, until);
+        let event = poll_fn(|cx| {
+            if let Some(cancelled) = &mut cancelled {
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Gathering::Cancelled);
+                }
+            }
+            if let Poll::Ready(next) = answers.poll_next_unpin(cx) {
+                return Poll::Ready(next.map_or(Gathering::Ended, Gathering::Answer));
+            }
+            match due {
+                Some(due) => timer.poll_until(due, cx).map(|()| Gathering::TimerFired),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let next = match event {
+            Gathering::Cancelled => return Err(Unanswered::Cancelled),
+            Gathering::Answer(answer) => {
+                in_parts |= answer.family.is_some();
+                let counted = answer.addrs.map(|list| {
+                    let before = addrs.len();
+                    for addr in list {
+                        admission.sort(addr, &mut addrs, &mut refused);
+                    }
+                    addrs.len() - before
+                });
+                tracing::debug!(family = ?answer.family, ?counted, "answer");
+                heard.hear(answer.family, counted, want_ipv6)
+            }
+            Gathering::Ended => {
+                ended = true;
+                match addrs.is_empty() {
+                    true => Next::NothingCame,
+                    false => Next::Start,
+                }
+            }
+            Gathering::TimerFired if is_past(until, Instant::now()) && addrs.is_empty() => {
+                return Err(Unanswered::TimedOut);
+            }
+            Gathering::TimerFired => Next::Start,
+        };
+        match next {
+            Next::Start => break,
+            Next::WaitForIpv6 => {
+                delay_ends = delay_ends.or(deadline_after(Instant::now(), Some(resolution_delay)));
+            }
+            Next::Wait => {}
+            Next::NothingCame => {
+                return Err(match (refused.is_empty(), heard.failure()) {
+                    (false, _) => Unanswered::Denied(refused),
+                    (true, Some(error)) => Unanswered::Failed(error),
+                    (true, None) => Unanswered::Empty,
+                });
+            }
+        }
+    }
+    if in_parts {
+        // Stable: each family keeps its order.
+        addrs.sort_by_key(SocketAddr::is_ipv4);
+    }
+    let more_to_come = !ended
+        && !is_past(until, Instant::now())
+        && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
+    let later = more_to_come.then(|| Later {
+        answers,
+        until,
+        seen: addrs.clone(),
+        admission,
+        remembered: None,
+    });
+    Ok(Gathered { addrs, later })
+}
+
+impl Admission<'_> {
+    /// Adds `addr` to `addrs` if it is new and may be dialed, or to `refused` if the policy
+    /// refuses it; an address of a family not dialed is dropped.
+    fn sort(&self, addr: SocketAddr, addrs: &mut Vec<SocketAddr>, refused: &mut Vec<SocketAddr>) {
+        if !self.families.allows(&addr) || addrs.contains(&addr) {
+            return;
+        }
+        match self.policy.allows(&addr) {
+            true => addrs.push(addr),
+            false => refused.push(addr),
+        }
+    }
+}
+
+/// The answers still to come once the race has started.
+pub(crate) struct Later<'a> {
+    answers: Answering<'a>,
+    /// When to stop waiting for them: the resolve timeout.
+    pub(crate) until: Option<Instant>,
+    /// Every address admitted so far, so that none is dialed twice.
+    seen: Vec<SocketAddr>,
+    admission: Admission<'a>,
+    /// The remembered winner, to go first when its answer arrives.
+    pub(crate) remembered: Option<SocketAddr>,
+}
+
+impl fmt::Debug for Later<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Later")
+            .field("until", &self.until)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Later<'_> {
+    /// The new addresses of the next answer (maybe none), or `None` once the answers end.
+    pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<SocketAddr>>> {
+        let answer = match self.answers.poll_next_unpin(cx) {
+            Poll::Ready(Some(answer)) => answer,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        tracing::debug!(family = ?answer.family, addrs = ?answer.addrs, "late answer");
+        let mut added = Vec::new();
+        let mut refused = Vec::new();
+        for addr in answer.addrs.into_iter().flatten() {
+            if !self.seen.contains(&addr) {
+                self.admission.sort(addr, &mut added, &mut refused);
+            }
+        }
+        self.seen.extend(&added);
+        Poll::Ready(Some(added))
+    }
+}
+
+/// Merges addresses that `arrived` into the not-yet-started `pending` ones.
+///
+/// For Happy Eyeballs the families alternate again, starting with the family the last started
+/// attempt was not of, so IPv4 arriving while IPv6 attempts run goes next (RFC 8305 §4, and
+/// the Happy Eyeballs v3 draft's "Handling New Answers"); each family keeps its order, the
+/// addresses already pending first. Sequentially, arrivals go last.
+pub(crate) fn merge(
+    pending: &mut VecDeque<SocketAddr>,
+    arrived: &[SocketAddr],
+    last_started: Option<Family>,
+    interleave: bool,
+) {
+    pending.extend(arrived);
+    if interleave {
+        alternate(pending, last_started);
+    }
+}
+
+fn alternate(pending: &mut VecDeque<SocketAddr>, last_started: Option<Family>) {
+    let (mut ipv6, mut ipv4): (VecDeque<_>, VecDeque<_>) =
+        pending.drain(..).partition(SocketAddr::is_ipv6);
+    let mut turn = match last_started {
+        Some(Family::Ipv6) => Family::Ipv4,
+        Some(Family::Ipv4) => Family::Ipv6,
+        None => Family::Ipv6,
+    };
+    while !ipv6.is_empty() || !ipv4.is_empty() {
+        let next = match turn {
+            Family::Ipv6 => ipv6.pop_front().or_else(|| ipv4.pop_front()),
+            Family::Ipv4 => ipv4.pop_front().or_else(|| ipv6.pop_front()),
+        };
+        pending.extend(next);
+        turn = match turn {
+            Family::Ipv6 => Family::Ipv4,
+            Family::Ipv4 => Family::Ipv6,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &str) -> Vec<SocketAddr> {
+        list.split_whitespace()
+            .map(|s| match s.strip_prefix('6') {
+                Some(n) => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], n.parse().unwrap())),
+                None => SocketAddr::from(([127, 0, 0, 1], s[1..].parse().unwrap())),
+            })
+            .collect()
+    }
+
+    fn merged(
+        pending: &str,
+        arrived: &str,
+        last: Option<Family>,
+        interleave: bool,
+    ) -> Vec<SocketAddr> {
+        let mut pending: VecDeque<_> = addrs(pending).into();
+        merge(&mut pending, &addrs(arrived), last, interleave);
+        pending.into()
+    }
+
+    #[test]
+    fn ipv4_arriving_while_ipv6_runs_goes_next() {
+        let last = Some(Family::Ipv6);
+        assert_eq!(merged("62 63", "41 42", last, true), addrs("41 62 42 63"));
+        assert_eq!(merged("", "41 42", last, true), addrs("41 42"));
+        assert_eq!(
+            merged("41", "62 42", Some(Family::Ipv4), true),
+            addrs("62 41 42")
+        );
+        assert_eq!(merged("62 63", "41 42", last, false), addrs("62 63 41 42"));
+    }
+
+    fn ok(n: usize) -> Result<usize, io::Error> {
+        Ok(n)
+    }
+
+    #[test]
+    fn when_the_race_may_start() {
+        use Family::{Ipv4, Ipv6};
+        // AAAA first: at once.
+        assert_eq!(Heard::default().hear(Some(Ipv6), ok(2), true), Next::Start);
+        // A first: wait for AAAA, which ends the wait whatever it says.
+        let mut heard = Heard::default();
+        assert_eq!(heard.hear(Some(Ipv4), ok(1), true), Next::WaitForIpv6);
+        assert!(heard.awaits(Ipv6));
+        assert_eq!(heard.hear(Some(Ipv6), ok(0), true), Next::Start);
+        // A first when IPv6 is not wanted: at once.
+        assert_eq!(Heard::default().hear(Some(Ipv4), ok(1), false), Next::Start);
+        // A negative AAAA first: wait for A.
+        let mut heard = Heard::default();
+        assert_eq!(heard.hear(Some(Ipv6), ok(0), true), Next::Wait);
+        assert_eq!(heard.hear(Some(Ipv4), ok(3), true), Next::Start);
+        // A one-shot answer: at once, or nothing came.
+        assert_eq!(Heard::default().hear(None, ok(1), true), Next::Start);
+        assert_eq!(Heard::default().hear(None, ok(0), true), Next::NothingCame);
+    }
+
+    #[test]
+    fn both_failures_are_kept() {
+        let mut heard = Heard::default();
+        let nx = io::Error::new(io::ErrorKind::NotFound, "no such name");
+        let timeout = io::Error::new(io::ErrorKind::TimedOut, "server did not answer");
+        assert_eq!(heard.hear(Some(Family::Ipv6), Err(nx), true), Next::Wait);
+        assert_eq!(
+            heard.hear(Some(Family::Ipv4), Err(timeout), true),
+            Next::NothingCame
+        );
+        let error = heard.failure().unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            error.to_string(),
+            "AAAA: no such name; A: server did not answer"
+        );
+        let both = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<FamilyErrors>())
+            .unwrap();
+        assert_eq!(both.ipv6.kind(), io::ErrorKind::NotFound);
+    }
+}
