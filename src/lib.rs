@@ -45,6 +45,8 @@ mod connector;
 mod error;
 mod expiring;
 mod getaddrinfo;
+#[cfg(feature = "hickory")]
+mod hickory;
 mod history;
 #[cfg(feature = "hyper")]
 mod hyper;
@@ -55,6 +57,8 @@ mod race;
 #[cfg(feature = "reqwest")]
 mod reqwest_dns;
 mod resolve;
+#[cfg(feature = "hickory")]
+mod rfc6724;
 mod socket;
 mod system;
 mod target;
@@ -62,6 +66,8 @@ mod target;
 pub use answers::{Answer, Answering, Family, FamilyErrors};
 pub use connector::{Connector, Strategy};
 pub use error::{Attempt, Attempts, ConnectError, Stage};
+#[cfg(feature = "hickory")]
+pub use hickory::HickoryResolver;
 #[cfg(feature = "hyper")]
 pub use hyper::{Connecting, HyperConnector};
 pub use policy::{AddressPolicy, is_public};
