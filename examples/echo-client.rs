@@ -6,6 +6,7 @@
 //! cargo run --example echo-client -- --blackhole-v6    # watch Happy Eyeballs fall back to IPv4
 //! RUST_LOG=connect_any=debug cargo run --example echo-client -- --blackhole-v6
 //! cargo run --example echo-client -- localhost:7007    # a real server (see echo-server)
+//! cargo run --example echo-client --features hickory -- --slow-aaaa 1000
 //! ```
 
 mod support;
@@ -32,6 +33,8 @@ options:
   --attempt-timeout MS                   limit for one attempt (default none)
   --timeout MS                           limit for the whole connect (default none)
   --blackhole-v6                         make the embedded server's IPv6 side a black hole
+  --slow-aaaa MS                         (feature hickory) connect by name through an embedded
+                                         DNS server whose AAAA answer comes after MS ms
 ";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -41,6 +44,7 @@ struct Options {
     target: Option<String>,
     connector: Connector,
     blackhole_v6: bool,
+    slow_aaaa: Option<Duration>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> {
@@ -67,6 +71,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
                 options.blackhole_v6 = true;
                 connector
             }
+            "--slow-aaaa" if cfg!(feature = "hickory") => {
+                options.slow_aaaa = Some(millis(args.next(), &arg)?);
+                connector
+            }
+            "--slow-aaaa" => return Err("--slow-aaaa needs --features hickory".into()),
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -81,8 +90,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
             _ => return Err(format!("unexpected argument {arg}\n{USAGE}").into()),
         };
     }
-    if options.blackhole_v6 && options.target.is_some() {
-        return Err("--blackhole-v6 applies to the embedded server only".into());
+    if (options.blackhole_v6 || options.slow_aaaa.is_some()) && options.target.is_some() {
+        return Err("--blackhole-v6 and --slow-aaaa apply to the embedded server only".into());
     }
     Ok(options)
 }
@@ -121,6 +130,33 @@ async fn embedded_server(blackhole_v6: bool) -> Result<(Target, Vec<Box<dyn Send
     }
 }
 
+/// Serves the embedded server's addresses under a name from an embedded DNS server whose AAAA
+/// answer comes after `delay`, and resolves it with `HickoryResolver`.
+#[cfg(feature = "hickory")]
+async fn by_name(
+    target: &Target,
+    connector: Connector,
+    delay: Duration,
+) -> Result<(Target, Connector), Error> {
+    use support::dns::{Behaviour, dns_server, resolver};
+    let ips = |v6: bool| {
+        let addrs = target.addrs().iter().filter(move |a| a.is_ipv6() == v6);
+        addrs.map(SocketAddr::ip).collect::<Vec<_>>()
+    };
+    let port = target.addrs()[0].port();
+    let aaaa = Behaviour::Answer(delay, ips(true));
+    let a = Behaviour::Answer(Duration::ZERO, ips(false));
+    let server = dns_server(aaaa, a).await;
+    eprintln!("embedded DNS server on {server}: echo.test has A now and AAAA after {delay:?}");
+    let target = Target::from_host_port("echo.test", port)?;
+    Ok((target, connector.resolver(resolver(server))))
+}
+
+#[cfg(not(feature = "hickory"))]
+async fn by_name(_: &Target, _: Connector, _: Duration) -> Result<(Target, Connector), Error> {
+    unreachable!("--slow-aaaa is refused without the hickory feature")
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     support::init_logging();
@@ -135,13 +171,17 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Error> {
     let options = parse_args(std::env::args().skip(1))?;
-    let (target, _server) = match options.target {
+    let (mut target, _server) = match options.target {
         Some(text) => (Target::parse(&text)?, Vec::new()),
         None => embedded_server(options.blackhole_v6).await?,
     };
+    let mut connector = options.connector;
+    if let Some(delay) = options.slow_aaaa {
+        (target, connector) = by_name(&target, connector, delay).await?;
+    }
 
     let began = Instant::now();
-    let stream = options.connector.connect(&target).await?;
+    let stream = connector.connect(&target).await?;
     eprintln!(
         "connected to {} in {:.1?}",
         stream.peer_addr()?,

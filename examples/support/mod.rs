@@ -1,6 +1,7 @@
 //! Pieces shared by the examples: a line echo server and logging setup.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod loopback;
 
 use std::io;

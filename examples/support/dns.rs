@@ -1,0 +1,105 @@
+//! A DNS server for tests and examples, on 127.0.0.1 (any port): the answer per record type
+//! can be delayed, dropped, NODATA, NXDOMAIN, SERVFAIL, truncated or garbage. Each example and
+//! test that uses it includes this file.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::net::UdpSocket;
+
+/// What the server does with one record type's queries.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Answers with these addresses after this long.
+    Answer(Duration, Vec<IpAddr>),
+    /// Never answers.
+    Drop,
+    /// NOERROR with no records.
+    NoData,
+    NxDomain,
+    ServFail,
+    /// An empty answer with the truncation bit set, which asks the client to retry over TCP.
+    Truncated,
+    /// Bytes that are not a DNS message.
+    Garbage,
+}
+
+/// Serves queries on 127.0.0.1 (any port) until dropped with the test's runtime.
+pub async fn dns_server(aaaa: Behaviour, a: Behaviour) -> SocketAddr {
+    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((len, peer)) = socket.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..len]) else {
+                continue;
+            };
+            let Some(question) = query.queries.first() else {
+                continue;
+            };
+            let behaviour = match question.query_type() {
+                RecordType::AAAA => aaaa.clone(),
+                RecordType::A => a.clone(),
+                _ => Behaviour::NoData,
+            };
+            let socket = socket.clone();
+            // A task per query, so a delayed answer holds up only itself.
+            tokio::spawn(async move {
+                if let Behaviour::Answer(after, _) = &behaviour {
+                    tokio::time::sleep(*after).await;
+                }
+                if let Some(bytes) = respond(&query, &behaviour) {
+                    let _ = socket.send_to(&bytes, peer).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn respond(query: &Message, behaviour: &Behaviour) -> Option<Vec<u8>> {
+    let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    response.metadata.recursion_desired = query.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    for question in &query.queries {
+        response.add_query(question.clone());
+    }
+    let name = query.queries[0].name().clone();
+    match behaviour {
+        Behaviour::Drop => return None,
+        Behaviour::Garbage => return Some(b"\x13\x37 this is not DNS".to_vec()),
+        Behaviour::Answer(_, ips) => {
+            for ip in ips {
+                let rdata = match ip {
+                    IpAddr::V4(v4) => RData::A(A(*v4)),
+                    IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+                };
+                response.add_answer(Record::from_rdata(name.clone(), 60, rdata));
+            }
+        }
+        Behaviour::NoData => {}
+        Behaviour::NxDomain => response.metadata.response_code = ResponseCode::NXDomain,
+        Behaviour::ServFail => response.metadata.response_code = ResponseCode::ServFail,
+        Behaviour::Truncated => response.metadata.truncation = true,
+    }
+    response.to_vec().ok()
+}
+
+/// A resolver that asks only the test server, over UDP, waiting at most 600 ms per query.
+#[cfg(feature = "hickory")]
+pub fn resolver(server: SocketAddr) -> connect_any::HickoryResolver {
+    use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+    let mut name_server = NameServerConfig::udp(server.ip());
+    name_server.connections[0].port = server.port();
+    let config = ResolverConfig::from_parts(None, vec![], vec![name_server]);
+    let mut options = ResolverOpts::default();
+    options.timeout = Duration::from_millis(600);
+    options.attempts = 1;
+    options.use_hosts_file = ResolveHosts::Never;
+    connect_any::HickoryResolver::with_config(config, options).unwrap()
+}
