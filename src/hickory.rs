@@ -101,8 +101,13 @@ impl HickoryResolver {
                 RData::A(a) if family == Family::Ipv4 => Some(IpAddr::V4(a.0)),
                 _ => None,
             });
+        let addrs: Vec<_> = addrs.map(|ip| SocketAddr::new(ip, port)).collect();
+        if addrs.len() < 2 {
+            // Nothing to order, so no source lookups (a socket each).
+            return Ok(addrs);
+        }
         let mut with_sources: Vec<_> = addrs
-            .map(|ip| SocketAddr::new(ip, port))
+            .into_iter()
             .map(|dest| (dest, rfc6724::source_for(&dest)))
             .collect();
         rfc6724::sort(&mut with_sources);
