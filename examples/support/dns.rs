@@ -31,7 +31,12 @@ pub enum Behaviour {
 
 /// Serves queries on 127.0.0.1 (any port) until dropped with the test's runtime.
 pub async fn dns_server(aaaa: Behaviour, a: Behaviour) -> SocketAddr {
-    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    dns_server_on("127.0.0.1:0".parse().unwrap(), aaaa, a).await
+}
+
+/// Serves queries on `addr` until dropped with the runtime.
+pub async fn dns_server_on(addr: SocketAddr, aaaa: Behaviour, a: Behaviour) -> SocketAddr {
+    let socket = Arc::new(UdpSocket::bind(addr).await.unwrap());
     let addr = socket.local_addr().unwrap();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
