@@ -1,10 +1,11 @@
-//! What went wrong: [`ConnectError`] and the per-address [`Attempt`] records it carries.
+//! What went wrong: [`ConnectError`].
 
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::attempts::{Attempt, Attempts, stable_kind};
 use crate::target::TargetError;
 
 /// Why a connect failed.
@@ -107,143 +108,6 @@ impl fmt::Display for Stage {
     }
 }
 
-/// One connection attempt to one address that did not win.
-#[derive(Debug)]
-pub struct Attempt {
-    addr: SocketAddr,
-    error: io::Error,
-    started: Duration,
-    duration: Duration,
-}
-
-impl Attempt {
-    pub(crate) fn new(
-        addr: SocketAddr,
-        error: io::Error,
-        started: Duration,
-        ended: Duration,
-    ) -> Self {
-        Self {
-            addr,
-            error,
-            started,
-            duration: ended.saturating_sub(started),
-        }
-    }
-
-    /// The address dialed.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Why it failed.
-    pub fn error(&self) -> &io::Error {
-        &self.error
-    }
-
-    /// When it started, measured from the start of the connect (resolution included).
-    pub fn started(&self) -> Duration {
-        self.started
-    }
-
-    /// How long it ran before it failed or was aborted.
-    pub fn duration(&self) -> Duration {
-        self.duration
-    }
-}
-
-impl fmt::Display for Attempt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (started at {:?}, after {:?}): {}",
-            self.addr, self.started, self.duration, self.error
-        )
-    }
-}
-
-/// The attempts of one connect, in start order.
-///
-/// Dereferences to a slice of [`Attempt`]. As an error it stands for the most relevant
-/// failure (see [`most_relevant`](Self::most_relevant)), whose `io::Error` is its source.
-#[derive(Debug, Default)]
-pub struct Attempts(Vec<Attempt>);
-
-impl Attempts {
-    pub(crate) fn new(attempts: Vec<Attempt>) -> Self {
-        Self(attempts)
-    }
-
-    /// The most informative failed attempt, or `None` when there is none.
-    ///
-    /// Failures rank by how far they got: an error from past the TCP handshake (a TLS
-    /// failure from a [`connect_with`](crate::Connector::connect_with) dialer, a reset, a
-    /// descriptor limit) first; then a refusal or a denial; then a timeout; then an unreachable
-    /// host or network; last, errors that only say this machine cannot use that address
-    /// (`EADDRNOTAVAIL`, `EAFNOSUPPORT` on a host without IPv6, `EINVAL` for a link-local
-    /// address without a zone). An operating-system error ranks by its error number, anything
-    /// else by its kind. Among equals the earliest attempt wins, so a final IPv6 "address not
-    /// available" never hides the IPv4 refusal before it.
-    pub fn most_relevant(&self) -> Option<&Attempt> {
-        // `max_by_key` keeps the last maximum; iterating in reverse keeps the earliest.
-        self.0.iter().rev().max_by_key(|a| relevance(&a.error))
-    }
-
-    /// The kind of the most relevant failure (a stable one, see `stable_kind`); `Other`
-    /// when there is no attempt.
-    fn kind(&self) -> ErrorKind {
-        self.most_relevant()
-            .map_or(ErrorKind::Other, |a| stable_kind(&a.error))
-    }
-
-    /// ", N attempts" for a message, or nothing when there were none.
-    fn count(&self) -> Count {
-        Count(self.len())
-    }
-}
-
-/// See [`Attempts::count`].
-struct Count(usize);
-
-impl fmt::Display for Count {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            0 => Ok(()),
-            1 => f.write_str(" (1 attempt)"),
-            n => write!(f, " ({n} attempts)"),
-        }
-    }
-}
-
-impl std::ops::Deref for Attempts {
-    type Target = [Attempt];
-
-    fn deref(&self) -> &[Attempt] {
-        &self.0
-    }
-}
-
-impl IntoIterator for Attempts {
-    type Item = Attempt;
-    type IntoIter = std::vec::IntoIter<Attempt>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
-/// The most relevant failure and how many attempts there were:
-/// `127.0.0.1:80: connection refused, 1 of 2 attempts`.
-impl fmt::Display for Attempts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.most_relevant() {
-            None => f.write_str("no attempts"),
-            Some(a) if self.len() == 1 => write!(f, "{}: {}", a.addr, a.error),
-            Some(a) => write!(f, "{}: {}, 1 of {} attempts", a.addr, a.error, self.len()),
-        }
-    }
-}
-
 impl ConnectError {
     /// The attempts made, in start order; empty for errors before any dialing.
     pub fn attempts(&self) -> &[Attempt] {
@@ -299,74 +163,6 @@ impl ConnectError {
             _ => None,
         }
     }
-}
-
-/// Higher is more informative; see [`Attempts::most_relevant`].
-fn relevance(error: &io::Error) -> u8 {
-    error
-        .raw_os_error()
-        .and_then(os_relevance)
-        .unwrap_or_else(|| kind_relevance(error.kind()))
-}
-
-#[cfg(unix)]
-fn os_relevance(code: i32) -> Option<u8> {
-    Some(match code {
-        libc::EADDRNOTAVAIL
-        | libc::EADDRINUSE
-        | libc::EAFNOSUPPORT
-        | libc::EPFNOSUPPORT
-        | libc::EPROTONOSUPPORT
-        | libc::EINVAL => 0,
-        libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN => 1,
-        libc::ETIMEDOUT | libc::EINTR => 2,
-        libc::ECONNREFUSED | libc::EACCES | libc::EPERM => 3,
-        _ => return None,
-    })
-}
-
-#[cfg(not(unix))]
-fn os_relevance(_code: i32) -> Option<u8> {
-    None
-}
-
-fn kind_relevance(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::AddrNotAvailable | ErrorKind::AddrInUse | ErrorKind::Unsupported => 0,
-        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable | ErrorKind::NetworkDown => 1,
-        ErrorKind::TimedOut | ErrorKind::Interrupted => 2,
-        ErrorKind::ConnectionRefused | ErrorKind::PermissionDenied => 3,
-        _ => 4,
-    }
-}
-
-/// `error`'s kind if stable Rust can name it (callers can match it), else the closest one
-/// that it can: the standard library files some OS errors (`EAFNOSUPPORT`, `EMFILE`) and
-/// resolver failures under an unstable kind that no caller can match.
-pub(crate) fn stable_kind(error: &io::Error) -> ErrorKind {
-    use ErrorKind::*;
-    match error.kind() {
-        kind @ (NotFound | PermissionDenied | ConnectionRefused | ConnectionReset
-        | HostUnreachable | NetworkUnreachable | ConnectionAborted | NotConnected
-        | AddrInUse | AddrNotAvailable | NetworkDown | BrokenPipe | AlreadyExists
-        | WouldBlock | InvalidInput | InvalidData | TimedOut | WriteZero | Interrupted
-        | Unsupported | UnexpectedEof | OutOfMemory | Other) => kind,
-        _ if is_unsupported_family(error) => Unsupported,
-        _ => Other,
-    }
-}
-
-#[cfg(unix)]
-fn is_unsupported_family(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EAFNOSUPPORT | libc::EPFNOSUPPORT | libc::EPROTONOSUPPORT)
-    )
-}
-
-#[cfg(not(unix))]
-fn is_unsupported_family(_error: &io::Error) -> bool {
-    false
 }
 
 impl From<TargetError> for ConnectError {

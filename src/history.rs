@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::expiring::ExpiringMap;
-use crate::target::canonical_name;
+use crate::host::canonical_name;
 
 /// How many recent connect times the connector-wide estimate looks at.
 const WINDOW: usize = 32;

@@ -41,13 +41,16 @@
 )]
 
 mod answers;
+mod attempts;
 mod connector;
 mod error;
 mod expiring;
+mod gather;
 mod getaddrinfo;
 #[cfg(feature = "hickory")]
 mod hickory;
 mod history;
+mod host;
 #[cfg(feature = "hyper")]
 mod hyper;
 mod limits;
@@ -59,13 +62,15 @@ mod reqwest_dns;
 mod resolve;
 #[cfg(feature = "hickory")]
 mod rfc6724;
+mod running;
 mod socket;
 mod system;
 mod target;
 
 pub use answers::{Answer, Answering, Family, FamilyErrors};
+pub use attempts::{Attempt, Attempts};
 pub use connector::{Connector, Strategy};
-pub use error::{Attempt, Attempts, ConnectError, Stage};
+pub use error::{ConnectError, Stage};
 #[cfg(feature = "hickory")]
 pub use hickory::HickoryResolver;
 #[cfg(feature = "hyper")]

@@ -11,13 +11,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::answers::{Admission, Gathered, Later, Unanswered, gather};
+use crate::attempts::Attempts;
 use crate::connector::{Settings, Strategy};
-use crate::error::{Attempts, ConnectError, Stage};
+use crate::error::{ConnectError, Stage};
+use crate::gather::{Admission, Gathered, Later, Unanswered, gather};
 use crate::history::{HostKey, Recalled};
 use crate::limits::{Bounded, Cancel, bounded, deadline_after, earliest, is_past};
-use crate::race::{Dialing, Log, Outcome, Pace, Won, race};
+use crate::race::{Log, Outcome, Pace, Won, race};
 use crate::resolve::{dedup_and_filter, interleave, promote};
+use crate::running::Dialing;
 use crate::target::Target;
 
 /// The addresses to race, in order, the answers still to come, and what the winner memory

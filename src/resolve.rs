@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::answers::{Answer, Answering};
-use crate::target::canonical_name;
+use crate::host::canonical_name;
 
 /// Which address families a connector dials.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -1,0 +1,200 @@
+//! The first phase of a name's resolution: reading answers until the race may start, and
+//! the answers still to come once it has.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::answers::{Answer, Answering, Family, Heard, Next};
+use crate::limits::{Cancel, Timer, deadline_after, earliest, is_past};
+use crate::policy::AddressPolicy;
+use crate::resolve::IpFamilies;
+
+/// What may be dialed of a resolver's answer: the connector's families, then its policy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Admission<'a> {
+    pub(crate) families: IpFamilies,
+    pub(crate) policy: &'a AddressPolicy,
+}
+
+/// Why a name's answers gave nothing to dial.
+#[derive(Debug)]
+pub(crate) enum Unanswered {
+    /// A query failed and none gave an address.
+    Failed(io::Error),
+    /// Every address was refused by the policy.
+    Denied(Vec<SocketAddr>),
+    /// Only negative answers, or only addresses of families not dialed.
+    Empty,
+    TimedOut,
+    Cancelled,
+}
+
+/// The first addresses to dial, and the answers still to come.
+pub(crate) struct Gathered<'a> {
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) later: Option<Later<'a>>,
+}
+
+enum Gathering {
+    Answer(Answer),
+    Ended,
+    TimerFired,
+    Cancelled,
+}
+
+/// Reads `answers` until the race may start (see [`Heard::hear`]), within `until` (the
+/// resolve deadline) and the tokens. The first addresses come in the resolver's order for a
+/// one-shot answer, IPv6 first for answers in parts.
+pub(crate) async fn gather<'a>(
+    mut answers: Answering<'a>,
+    admission: Admission<'a>,
+    resolution_delay: Duration,
+    until: Option<Instant>,
+    cancel: Cancel<'_>,
+) -> Result<Gathered<'a>, Unanswered> {
+    let want_ipv6 = admission.families.allows(&SocketAddr::from(([0u16; 8], 0)));
+    let mut heard = Heard::default();
+    let mut addrs = Vec::new();
+    let mut refused = Vec::new();
+    let mut in_parts = false;
+    let mut delay_ends = None;
+    let mut timer = Timer::default();
+    let mut cancelled = cancel.watch();
+    let mut ended = false;
+    loop {
+        let due = earliest(delay_ends, until);
+        let event = poll_fn(|cx| {
+            if let Some(cancelled) = &mut cancelled {
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Gathering::Cancelled);
+                }
+            }
+            if let Poll::Ready(next) = answers.poll_next_unpin(cx) {
+                return Poll::Ready(next.map_or(Gathering::Ended, Gathering::Answer));
+            }
+            match due {
+                Some(due) => timer.poll_until(due, cx).map(|()| Gathering::TimerFired),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let next = match event {
+            Gathering::Cancelled => return Err(Unanswered::Cancelled),
+            Gathering::Answer(answer) => {
+                in_parts |= answer.family.is_some();
+                let counted = answer.addrs.map(|list| {
+                    let before = addrs.len();
+                    for addr in list {
+                        admission.sort(addr, &mut addrs, &mut refused);
+                    }
+                    addrs.len() - before
+                });
+                tracing::debug!(family = ?answer.family, ?counted, "answer");
+                heard.hear(answer.family, counted, want_ipv6)
+            }
+            Gathering::Ended => {
+                ended = true;
+                match addrs.is_empty() {
+                    true => Next::NothingCame,
+                    false => Next::Start,
+                }
+            }
+            Gathering::TimerFired if is_past(until, Instant::now()) && addrs.is_empty() => {
+                return Err(Unanswered::TimedOut);
+            }
+            Gathering::TimerFired => Next::Start,
+        };
+        match next {
+            Next::Start => break,
+            Next::WaitForIpv6 => {
+                delay_ends = delay_ends.or(deadline_after(Instant::now(), Some(resolution_delay)));
+            }
+            Next::Wait => {}
+            Next::NothingCame => {
+                return Err(match (refused.is_empty(), heard.failure()) {
+                    (false, _) => Unanswered::Denied(refused),
+                    (true, Some(error)) => Unanswered::Failed(error),
+                    (true, None) => Unanswered::Empty,
+                });
+            }
+        }
+    }
+    if in_parts {
+        // Stable: each family keeps its order.
+        addrs.sort_by_key(SocketAddr::is_ipv4);
+    }
+    let more_to_come = !ended
+        && !is_past(until, Instant::now())
+        && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
+    let later = more_to_come.then(|| Later {
+        answers,
+        until,
+        seen: addrs.clone(),
+        admission,
+        remembered: None,
+    });
+    Ok(Gathered { addrs, later })
+}
+
+impl Admission<'_> {
+    /// Adds `addr` to `addrs` if it is new and may be dialed, or to `refused` if the policy
+    /// refuses it; an address of a family not dialed is dropped.
+    fn sort(&self, addr: SocketAddr, addrs: &mut Vec<SocketAddr>, refused: &mut Vec<SocketAddr>) {
+        if !self.families.allows(&addr) || addrs.contains(&addr) {
+            return;
+        }
+        match self.policy.allows(&addr) {
+            true => addrs.push(addr),
+            false => refused.push(addr),
+        }
+    }
+}
+
+/// The answers still to come once the race has started.
+pub(crate) struct Later<'a> {
+    answers: Answering<'a>,
+    /// When to stop waiting for them: the resolve timeout.
+    pub(crate) until: Option<Instant>,
+    /// Every address admitted so far, so that none is dialed twice.
+    seen: Vec<SocketAddr>,
+    admission: Admission<'a>,
+    /// The remembered winner, to go first when its answer arrives.
+    pub(crate) remembered: Option<SocketAddr>,
+}
+
+impl fmt::Debug for Later<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Later")
+            .field("until", &self.until)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Later<'_> {
+    /// The new addresses of the next answer (maybe none), or `None` once the answers end.
+    pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<SocketAddr>>> {
+        let answer = match self.answers.poll_next_unpin(cx) {
+            Poll::Ready(Some(answer)) => answer,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        tracing::debug!(family = ?answer.family, addrs = ?answer.addrs, "late answer");
+        let mut added = Vec::new();
+        let mut refused = Vec::new();
+        for addr in answer.addrs.into_iter().flatten() {
+            if !self.seen.contains(&addr) {
+                self.admission.sort(addr, &mut added, &mut refused);
+            }
+        }
+        self.seen.extend(&added);
+        Poll::Ready(Some(added))
+    }
+}
