@@ -13,9 +13,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{FixedResolver, Script, Step, v4, v6};
-use connect_any::{ConnectError, Connector, IpFamilies, Stage, Target};
+use connect_any::{
+    Answering, ConnectError, Connector, IpFamilies, Resolve, Resolving, Stage, Target,
+};
+use futures_util::StreamExt;
 use model::{
-    Answer, Dial, End, Failure, Families, Ms, Reported, Scenario, Settings, Source, Trace,
+    Answer, Dial, End, Failure, Families, Ms, Part, Reported, Scenario, Settings, Source, Trace,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
@@ -46,8 +49,50 @@ fn connector(settings: &Settings) -> Connector {
         .timeout(millis(settings.timeout))
         .resolve_timeout(millis(settings.resolve_timeout))
         .first_family_count(settings.first_family_count)
+        .resolution_delay(Duration::from_millis(settings.resolution_delay))
         .ip_families(families)
         .winner_memory(0, Duration::ZERO)
+}
+
+/// Answers AAAA and A separately, at their times, in time order (AAAA first at one instant);
+/// a part that never comes keeps the stream open.
+#[derive(Debug)]
+struct Parts {
+    aaaa: Option<(Ms, Part)>,
+    a: Option<(Ms, Part)>,
+}
+
+impl Resolve for Parts {
+    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolving<'a> {
+        unreachable!("the connector asks for answers in parts")
+    }
+
+    fn resolve_in_parts<'a>(&'a self, _host: &'a str, _port: u16) -> Answering<'a> {
+        let began = tokio::time::Instant::now();
+        let mut parts: Vec<(Ms, bool, Part)> = Vec::new();
+        parts.extend(self.aaaa.clone().map(|(at, part)| (at, true, part)));
+        parts.extend(self.a.clone().map(|(at, part)| (at, false, part)));
+        parts.sort_by_key(|&(at, is_aaaa, _)| (at, !is_aaaa));
+        let never = self.aaaa.is_none() || self.a.is_none();
+        let timed = futures_util::stream::iter(parts).then(move |(at, is_aaaa, part)| async move {
+            tokio::time::sleep_until(began + Duration::from_millis(at)).await;
+            let addrs = match part {
+                Part::Addrs(addrs) => Ok(addrs),
+                Part::Fails(kind) => Err(std::io::Error::new(kind, "scripted")),
+            };
+            match is_aaaa {
+                true => connect_any::Answer::ipv6(addrs),
+                false => connect_any::Answer::ipv4(addrs),
+            }
+        });
+        let end = futures_util::stream::once(async move {
+            if never {
+                std::future::pending::<()>().await;
+            }
+        })
+        .filter_map(|()| async { None });
+        Box::pin(timed.chain(end))
+    }
 }
 
 /// Runs `scenario` through the real connector and checks the invariants that hold whatever
@@ -78,6 +123,13 @@ async fn engine(scenario: &Scenario) -> Trace {
                 resolver.answers.insert(NAME.to_owned(), list.clone());
             }
             connector = connector.resolver(resolver);
+            Target::parse(&format!("{NAME}:1")).unwrap()
+        }
+        Source::Parts { aaaa, a } => {
+            connector = connector.resolver(Parts {
+                aaaa: aaaa.clone(),
+                a: a.clone(),
+            });
             Target::parse(&format!("{NAME}:1")).unwrap()
         }
     };
@@ -206,10 +258,25 @@ fn source() -> impl Strategy<Value = Source> {
         9 => list().prop_map(Answer::Addrs),
         1 => Just(Answer::NotFound),
     ];
+    // A family's part: its own family's addresses, mostly, sometimes none or a failure.
+    let part = |is_v6: bool| {
+        let addrs = prop::collection::vec(1u16..=12, 0..=8).prop_map(move |ports| {
+            let addr = |port| if is_v6 { v6(port) } else { v4(port) };
+            ports.into_iter().map(addr).collect()
+        });
+        prop::option::weighted(
+            0.85,
+            (
+                time(),
+                prop_oneof![8 => addrs.prop_map(Part::Addrs), 1 => kind().prop_map(Part::Fails)],
+            ),
+        )
+    };
     prop_oneof![
         list().prop_map(Source::List),
         (prop::option::weighted(0.9, time()), answer)
             .prop_map(|(at, answer)| Source::Name { at, answer }),
+        (part(true), part(false)).prop_map(|(aaaa, a)| Source::Parts { aaaa, a }),
     ]
 }
 
@@ -233,6 +300,7 @@ fn settings() -> impl Strategy<Value = Settings> {
         limit(),
         1usize..=3,
         families,
+        prop_oneof![Just(50u64), 0u64..=300],
     )
         .prop_map(
             |(
@@ -243,10 +311,12 @@ fn settings() -> impl Strategy<Value = Settings> {
                 resolve_timeout,
                 count,
                 families,
+                resolution_delay,
             )| {
                 Settings {
                     strategy,
                     attempt_delay,
+                    resolution_delay,
                     attempt_timeout,
                     timeout,
                     resolve_timeout,
@@ -263,7 +333,13 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             let every_addr = (1..=12).flat_map(|port| [v4(port), v6(port)]);
             let dials: HashMap<_, _> = every_addr.zip(dials).collect();
             // A scenario that could hang forever gets an overall timeout.
-            let may_hang = matches!(source, Source::Name { at: None, .. })
+            let never_answers = matches!(
+                source,
+                Source::Name { at: None, .. }
+                    | Source::Parts { aaaa: None, .. }
+                    | Source::Parts { a: None, .. }
+            );
+            let may_hang = never_answers
                 || (settings.attempt_timeout.is_none() && dials.values().any(|d| *d == Dial::Hang));
             if may_hang && settings.timeout.is_none() {
                 settings.timeout = Some(3000);
@@ -312,6 +388,7 @@ fn both(strategy: model::Strategy) -> Settings {
     Settings {
         strategy,
         attempt_delay: 250,
+        resolution_delay: 50,
         attempt_timeout: None,
         timeout: None,
         resolve_timeout: None,
@@ -453,4 +530,77 @@ fn a_timeout_and_a_connect_at_one_instant_the_connect_wins_and_nothing_starts() 
         }
     );
     check(&scenario);
+}
+
+/// Found by the search, with answers in parts: an A answer's address failed and AAAA is still
+/// awaited when the deadline comes; the wait and the deadline end at one instant. Time ran out
+/// while an answer was awaited: TimedOut.
+#[test]
+fn the_deadline_while_an_answer_is_awaited_is_a_timeout() {
+    let mut settings = both(model::Strategy::HappyEyeballs);
+    settings.attempt_timeout = Some(50);
+    settings.timeout = Some(3000);
+    let scenario = Scenario {
+        source: Source::Parts {
+            aaaa: None,
+            a: Some((0, Part::Addrs(vec![v4(1)]))),
+        },
+        dials: [(v4(1), Dial::Connect(200))].into_iter().collect(),
+        settings,
+    };
+    let End::Failed { failure, at, .. } = model::expected(&scenario).end else {
+        panic!("expected a failure");
+    };
+    assert_eq!((failure, at), (Failure::TimedOutConnecting, 3000));
+    check(&scenario);
+}
+
+/// Found by the search: the last answer (a failed AAAA) arrives at the very deadline. It is
+/// too late; the connect times out rather than reporting every attempt failed.
+#[test]
+fn the_last_answer_at_the_deadline_is_too_late() {
+    let mut settings = both(model::Strategy::HappyEyeballs);
+    settings.attempt_timeout = Some(50);
+    settings.timeout = Some(1400);
+    let scenario = Scenario {
+        source: Source::Parts {
+            aaaa: Some((1400, Part::Fails(ErrorKind::ConnectionRefused))),
+            a: Some((0, Part::Addrs(vec![v4(1)]))),
+        },
+        dials: [(v4(1), Dial::Connect(971))].into_iter().collect(),
+        settings,
+    };
+    let End::Failed { failure, .. } = model::expected(&scenario).end else {
+        panic!("expected a failure");
+    };
+    assert_eq!(failure, Failure::TimedOutConnecting);
+    check(&scenario);
+}
+
+/// Answers in parts, the plain cases: AAAA late within the resolution delay puts IPv6 first;
+/// an A answer while IPv6 attempts run goes next.
+#[test]
+fn answers_in_parts_start_and_join_the_race() {
+    let settings = both(model::Strategy::HappyEyeballs);
+    let scenario = Scenario {
+        source: Source::Parts {
+            aaaa: Some((30, Part::Addrs(vec![v6(1), v6(2)]))),
+            a: Some((0, Part::Addrs(vec![v4(1)]))),
+        },
+        dials: [(v4(1), Dial::Connect(5))].into_iter().collect(),
+        settings,
+    };
+    let trace = model::expected(&scenario);
+    assert_eq!(trace.starts, [(v6(1), 30), (v4(1), 280)]);
+    check(&scenario);
+    let late_a = Scenario {
+        source: Source::Parts {
+            aaaa: Some((0, Part::Addrs(vec![v6(1), v6(2)]))),
+            a: Some((100, Part::Addrs(vec![v4(1)]))),
+        },
+        dials: [(v4(1), Dial::Connect(5))].into_iter().collect(),
+        settings,
+    };
+    assert_eq!(model::expected(&late_a).starts, [(v6(1), 0), (v4(1), 250)]);
+    check(&late_a);
 }

@@ -16,6 +16,22 @@
 //! that very instant counts; one that does not: `TimedOut` at the bound, stage `Resolve`, no
 //! attempts.
 //!
+//! **Answers in parts.** A resolver may answer AAAA and A separately, each at its own time (or
+//! never), with addresses, none (a negative answer) or a failure; at one instant AAAA comes
+//! before A. The race starts when an AAAA answer brings an address; when an A answer brings
+//! one first, it waits for AAAA at most `resolution_delay` from then, and any AAAA answer ends
+//! the wait (IPv6 addresses first, each family in its order, then interleaved). When both have
+//! answered and nothing came: `Resolve` if a query failed, else `NoAddresses`. If the bound
+//! comes first: the race starts with what came, or `TimedOut` (stage `Resolve`) if nothing
+//! did. Answers after the start join the addresses not yet started: for Happy Eyeballs the
+//! families alternate again starting with the family the last started attempt was not of,
+//! sequentially they go last; a new address starts at once if nothing runs or the stagger has
+//! passed since the last start, else at the tick. Answers are awaited until the bound; the
+//! connect fails with `AllAttemptsFailed` only once none is awaited any more. At one instant,
+//! attempts that finished come first, then answers, then the stagger tick, then the deadline,
+//! and only then does the wait for answers end: an answer, even the last, at the deadline is
+//! too late, and the connect times out.
+//!
 //! **The race.** The first attempt starts when the addresses are known. With Happy Eyeballs the
 //! next starts `attempt_delay` after the last start; with either strategy the next starts at
 //! once when an attempt fails (an attempt timeout is a failure with kind `TimedOut`). Starting
@@ -39,7 +55,7 @@
 //! each tested on its own.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 
@@ -64,6 +80,11 @@ pub enum Source {
     List(Vec<SocketAddr>),
     /// A name whose answer arrives `at` (never, for `None`).
     Name { at: Option<Ms>, answer: Answer },
+    /// A name whose AAAA and A answers arrive separately (never, for `None`).
+    Parts {
+        aaaa: Option<(Ms, Part)>,
+        a: Option<(Ms, Part)>,
+    },
 }
 
 /// The resolver's answer for a name.
@@ -71,6 +92,15 @@ pub enum Source {
 pub enum Answer {
     Addrs(Vec<SocketAddr>),
     NotFound,
+}
+
+/// One family's answer, when it comes in parts.
+#[derive(Clone, Debug)]
+pub enum Part {
+    /// Addresses (none: a negative answer).
+    Addrs(Vec<SocketAddr>),
+    /// The query failed.
+    Fails(ErrorKind),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +130,7 @@ impl Families {
 pub struct Settings {
     pub strategy: Strategy,
     pub attempt_delay: Ms,
+    pub resolution_delay: Ms,
     pub attempt_timeout: Option<Ms>,
     pub timeout: Option<Ms>,
     pub resolve_timeout: Option<Ms>,
@@ -160,6 +191,7 @@ pub fn expected(scenario: &Scenario) -> Trace {
     let settings = &scenario.settings;
     let deadline = settings.timeout;
     let (addrs, began) = match &scenario.source {
+        Source::Parts { aaaa, a } => return expected_parts(scenario, aaaa, a),
         Source::List(list) => (usable(list, settings.families), 0),
         Source::Name { at, answer } => {
             let bound = earlier(deadline, settings.resolve_timeout);
@@ -189,7 +221,134 @@ pub fn expected(scenario: &Scenario) -> Trace {
     if addrs.is_empty() {
         return failed(Failure::NoAddresses, ErrorKind::NotFound, began, vec![]);
     }
-    race(scenario, &addrs, began)
+    race(scenario, &addrs, began, vec![], Awaiting::No)
+}
+
+/// The first phase for answers in parts: when the race starts and with what, or how the
+/// connect fails before it.
+fn expected_parts(scenario: &Scenario, aaaa: &Option<(Ms, Part)>, a: &Option<(Ms, Part)>) -> Trace {
+    let settings = &scenario.settings;
+    let bound = earlier(settings.timeout, settings.resolve_timeout);
+    // The answers in the order they arrive: by time, AAAA first at one instant.
+    let mut parts: Vec<(Ms, bool, &Part)> = Vec::new();
+    parts.extend(aaaa.as_ref().map(|(at, part)| (*at, true, part)));
+    parts.extend(a.as_ref().map(|(at, part)| (*at, false, part)));
+    parts.sort_by_key(|&(at, is_aaaa, _)| (at, !is_aaaa));
+    let (mut ipv6, mut ipv4): (Vec<SocketAddr>, Vec<SocketAddr>) = (vec![], vec![]);
+    let (mut heard_aaaa, mut heard_a) = (false, false);
+    let mut failures = 0;
+    let mut wait_ends: Option<Ms> = None;
+    let want_ipv6 = settings.families != Families::V4Only;
+    let mut next_part = 0;
+    let start_at = loop {
+        let part_at = parts.get(next_part).map(|&(at, _, _)| at);
+        let timer = earlier(wait_ends, bound);
+        // A part at the instant of a timer comes first.
+        let part_first = part_at.is_some_and(|at| timer.is_none_or(|timer| at <= timer));
+        match (part_at, timer) {
+            (Some(at), _) if part_first => {
+                let (_, is_aaaa, part) = parts[next_part];
+                next_part += 1;
+                match part {
+                    Part::Addrs(list) => {
+                        for addr in usable(list, settings.families) {
+                            let family = if addr.is_ipv6() { &mut ipv6 } else { &mut ipv4 };
+                            if !family.contains(&addr) {
+                                family.push(addr);
+                            }
+                        }
+                    }
+                    Part::Fails(_) => failures += 1,
+                }
+                if is_aaaa {
+                    heard_aaaa = true;
+                } else {
+                    heard_a = true;
+                }
+                if !ipv6.is_empty() {
+                    break at;
+                }
+                if !ipv4.is_empty() {
+                    if heard_aaaa || !want_ipv6 {
+                        break at;
+                    }
+                    wait_ends = wait_ends.or(Some(at + settings.resolution_delay));
+                }
+                if heard_aaaa && heard_a && ipv6.is_empty() && ipv4.is_empty() {
+                    let (failure, kind) = match failures {
+                        0 => (Failure::NoAddresses, ErrorKind::NotFound),
+                        _ => (Failure::Resolve, resolve_kind(aaaa, a)),
+                    };
+                    return failed(failure, kind, at, vec![]);
+                }
+            }
+            (_, Some(timer)) => {
+                if ipv4.is_empty() {
+                    return failed(
+                        Failure::TimedOutResolving,
+                        ErrorKind::TimedOut,
+                        timer,
+                        vec![],
+                    );
+                }
+                break timer;
+            }
+            _ => unreachable!("a scenario that never resolves has a bound"),
+        }
+    };
+    let mut first: Vec<SocketAddr> = ipv6.iter().chain(&ipv4).copied().collect();
+    if settings.strategy == Strategy::HappyEyeballs {
+        first = interleave(&first, settings.first_family_count);
+    }
+    // Answers still to come join the race, unless the bound has passed.
+    let mut seen = first.clone();
+    let mut later = Vec::new();
+    for &(at, _, part) in &parts[next_part..] {
+        if bound.is_some_and(|bound| at > bound) {
+            break;
+        }
+        if let Part::Addrs(list) = part {
+            let fresh: Vec<_> = usable(list, settings.families)
+                .into_iter()
+                .filter(|addr| !seen.contains(addr))
+                .collect();
+            seen.extend(&fresh);
+            later.push((at, fresh));
+        } else {
+            later.push((at, vec![]));
+        }
+    }
+    // Answers are awaited until the last one has come, or the bound; a query that never
+    // answers is awaited until the bound (forever without one).
+    let awaited = if start_at == bound.unwrap_or(Ms::MAX) || (heard_aaaa && heard_a) {
+        Awaiting::No
+    } else if aaaa.is_none() || a.is_none() {
+        bound.map_or(Awaiting::Forever, Awaiting::Until)
+    } else {
+        let last = parts.last().map_or(start_at, |&(at, _, _)| at);
+        Awaiting::Until(bound.map_or(last, |bound| bound.min(last)))
+    };
+    race(scenario, &first, start_at, later, awaited)
+}
+
+/// How long answers are awaited during the race.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Awaiting {
+    No,
+    Until(Ms),
+    Forever,
+}
+
+/// The kind of a `Resolve` error: the failed query's, the more telling of two.
+fn resolve_kind(aaaa: &Option<(Ms, Part)>, a: &Option<(Ms, Part)>) -> ErrorKind {
+    let kind = |part: &Option<(Ms, Part)>| match part {
+        Some((_, Part::Fails(kind))) => Some(*kind),
+        _ => None,
+    };
+    match (kind(aaaa), kind(a)) {
+        (Some(ErrorKind::NotFound), Some(other)) | (Some(other), _) | (None, Some(other)) => other,
+        (None, None) => ErrorKind::NotFound,
+    }
 }
 
 /// One started attempt.
@@ -202,17 +361,33 @@ struct Attempt {
     failed: Option<(Ms, ErrorKind)>,
 }
 
-fn race(scenario: &Scenario, addrs: &[SocketAddr], began: Ms) -> Trace {
+/// The race from `began`: `addrs` to start with, and `later` answers' new addresses at their
+/// times while answers are `awaited`.
+fn race(
+    scenario: &Scenario,
+    addrs: &[SocketAddr],
+    began: Ms,
+    later: Vec<(Ms, Vec<SocketAddr>)>,
+    mut awaited: Awaiting,
+) -> Trace {
     let settings = &scenario.settings;
     let deadline = settings.timeout;
+    let happy = settings.strategy == Strategy::HappyEyeballs;
     let mut attempts: Vec<Attempt> = Vec::new();
-    let mut left = addrs.iter();
+    let mut pending: VecDeque<SocketAddr> = addrs.iter().copied().collect();
+    let mut later: VecDeque<(Ms, Vec<SocketAddr>)> = later.into();
+    // The last start's tick (when the next may start) and address.
+    let mut last: Option<(Option<Ms>, SocketAddr)> = None;
+    let mut next_tick: Option<Ms> = None;
     let mut now = began;
-    let start = |now: Ms, attempts: &mut Vec<Attempt>, left: &mut std::slice::Iter<'_, _>| {
+    let start = |now: Ms,
+                 attempts: &mut Vec<Attempt>,
+                 pending: &mut VecDeque<SocketAddr>,
+                 last: &mut Option<(Option<Ms>, SocketAddr)>| {
         if deadline.is_some_and(|deadline| now >= deadline) {
             return None;
         }
-        let &addr = left.next()?;
+        let addr = pending.pop_front()?;
         let dial = scenario.dials.get(&addr).copied().unwrap_or(Dial::Hang);
         attempts.push(Attempt {
             addr,
@@ -220,30 +395,43 @@ fn race(scenario: &Scenario, addrs: &[SocketAddr], began: Ms) -> Trace {
             ends: ends(dial, now, settings.attempt_timeout),
             failed: None,
         });
-        match settings.strategy {
-            Strategy::HappyEyeballs if left.len() > 0 => Some(now + settings.attempt_delay),
-            _ => None,
-        }
+        let tick = happy.then_some(now + settings.attempt_delay);
+        *last = Some((tick, addr));
+        tick.filter(|_| !pending.is_empty())
     };
-    let mut next_tick = start(now, &mut attempts, &mut left);
+    next_tick = start(now, &mut attempts, &mut pending, &mut last).or(next_tick);
     loop {
-        let running = || attempts.iter().filter(|a| a.failed.is_none());
-        if running().count() == 0 {
-            let failure = match left.len() {
-                0 => Failure::AllAttemptsFailed,
-                _ => Failure::TimedOutConnecting,
-            };
-            return report(attempts, failure, now);
+        let running = |attempts: &[Attempt]| attempts.iter().any(|a| a.failed.is_none());
+        let past_deadline = deadline.is_some_and(|deadline| now >= deadline);
+        if !running(&attempts) {
+            match (pending.is_empty(), awaited) {
+                (true, Awaiting::No) => return report(attempts, Failure::AllAttemptsFailed, now),
+                (true, _) if !past_deadline => {}
+                _ => return report(attempts, Failure::TimedOutConnecting, now),
+            }
         }
         // The next instant anything happens.
-        let finishes = running().filter_map(|a| a.ends.map(|(at, _)| at));
+        let finishes = attempts
+            .iter()
+            .filter(|a| a.failed.is_none())
+            .filter_map(|a| a.ends.map(|(at, _)| at));
         let tick = next_tick.filter(|&tick| deadline.is_none_or(|deadline| tick < deadline));
+        let answer = later.front().map(|&(at, _)| at);
+        let awaited_end = match awaited {
+            Awaiting::Until(until) => Some(until),
+            _ => None,
+        };
         now = finishes
             .chain(tick)
+            .chain(answer)
+            .chain(awaited_end)
             .chain(deadline)
             .min()
             .expect("a scenario that could hang has a deadline");
-        let connected = running().find(|a| a.ends == Some((now, Ok(()))));
+        // Attempts that finished at this instant: a connection wins, the earliest started.
+        let connected = attempts
+            .iter()
+            .find(|a| a.failed.is_none() && a.ends == Some((now, Ok(()))));
         if let Some(winner) = connected {
             return Trace {
                 starts: starts(&attempts),
@@ -262,21 +450,69 @@ fn race(scenario: &Scenario, addrs: &[SocketAddr], began: Ms) -> Trace {
                 }
             }
         }
+        for _ in 0..failures {
+            next_tick = start(now, &mut attempts, &mut pending, &mut last);
+        }
+        if failures > 0 && !running(&attempts) && pending.is_empty() {
+            // Checked again at the top of the loop, before any answer at this instant.
+            continue;
+        }
+        // Then answers that arrived at this instant.
+        while later.front().is_some_and(|&(at, _)| at == now) {
+            let (_, added) = later.pop_front().unwrap_or_default();
+            if added.is_empty() {
+                continue;
+            }
+            let last_family_v6 = last.map(|(_, addr)| addr.is_ipv6());
+            merge(&mut pending, &added, last_family_v6, happy);
+            let tick = last.and_then(|(tick, _)| tick);
+            if !running(&attempts) || tick.is_some_and(|tick| tick <= now) {
+                next_tick = start(now, &mut attempts, &mut pending, &mut last);
+            } else {
+                next_tick = tick;
+            }
+        }
+        if failures == 0 && next_tick == Some(now) {
+            next_tick = start(now, &mut attempts, &mut pending, &mut last);
+        }
+        // The deadline before the end of the wait for answers: if both come at one instant,
+        // time ran out while an answer was still awaited.
         if deadline.is_some_and(|deadline| now >= deadline) {
-            let running = attempts.iter().any(|a| a.failed.is_none());
-            let failure = match running || left.len() > 0 {
+            let waiting = awaited != Awaiting::No;
+            let failure = match running(&attempts) || !pending.is_empty() || waiting {
                 true => Failure::TimedOutConnecting,
                 false => Failure::AllAttemptsFailed,
             };
             return report(attempts, failure, now);
         }
-        if failures > 0 {
-            for _ in 0..failures {
-                next_tick = start(now, &mut attempts, &mut left);
-            }
-        } else if next_tick == Some(now) {
-            next_tick = start(now, &mut attempts, &mut left);
+        if matches!(awaited, Awaiting::Until(until) if until <= now) {
+            awaited = Awaiting::No;
         }
+    }
+}
+
+/// Merges new addresses into the ones not yet started: alternating families again from the
+/// one the last started attempt was not of (Happy Eyeballs), or last (sequentially).
+fn merge(
+    pending: &mut VecDeque<SocketAddr>,
+    added: &[SocketAddr],
+    last_v6: Option<bool>,
+    happy: bool,
+) {
+    pending.extend(added);
+    if !happy {
+        return;
+    }
+    let (mut ipv6, mut ipv4): (VecDeque<SocketAddr>, VecDeque<SocketAddr>) =
+        pending.drain(..).partition(|a| a.is_ipv6());
+    let mut take_v6 = !last_v6.unwrap_or(false);
+    while !ipv6.is_empty() || !ipv4.is_empty() {
+        let next = match take_v6 {
+            true => ipv6.pop_front().or_else(|| ipv4.pop_front()),
+            false => ipv4.pop_front().or_else(|| ipv6.pop_front()),
+        };
+        pending.extend(next);
+        take_v6 = !take_v6;
     }
 }
 
