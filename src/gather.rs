@@ -130,9 +130,10 @@ pub(crate) async fn gather<'a>(
         // Stable: each family keeps its order.
         addrs.sort_by_key(SocketAddr::is_ipv4);
     }
-    let more_to_come = !ended
-        && !is_past(until, Instant::now())
-        && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
+    // An answer at the very bound still counts, so the wait ends only after it.
+    let before_bound = until.is_none_or(|until| Instant::now() <= until);
+    let more_to_come =
+        !ended && before_bound && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
     let later = more_to_come.then(|| Later {
         answers,
         until,

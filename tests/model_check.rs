@@ -604,3 +604,25 @@ fn answers_in_parts_start_and_join_the_race() {
     assert_eq!(model::expected(&late_a).starts, [(v6(1), 0), (v4(1), 250)]);
     check(&late_a);
 }
+
+/// Found by the search: AAAA and A both answer at the very resolve bound. The race starts on
+/// the AAAA answer, and the A answer of the same instant still counts (the engine dropped it).
+#[test]
+fn an_answer_at_the_resolve_bound_still_joins_the_race() {
+    let mut settings = both(model::Strategy::HappyEyeballs);
+    settings.attempt_delay = 50;
+    settings.resolve_timeout = Some(1200);
+    let scenario = Scenario {
+        source: Source::Parts {
+            aaaa: Some((1200, Part::Addrs(vec![v6(1)]))),
+            a: Some((1200, Part::Addrs(vec![v4(1)]))),
+        },
+        dials: [(v6(1), Dial::Connect(100)), (v4(1), Dial::Connect(0))]
+            .into_iter()
+            .collect(),
+        settings,
+    };
+    let trace = model::expected(&scenario);
+    assert_eq!(trace.starts, [(v6(1), 1200), (v4(1), 1250)]);
+    check(&scenario);
+}
