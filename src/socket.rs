@@ -102,13 +102,7 @@ pub(crate) struct SocketOptions {
     pub(crate) tcp_user_timeout: Option<Duration>,
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
     pub(crate) device: Option<Vec<u8>>,
-    #[cfg(any(
-        target_os = "ios",
-        target_os = "macos",
-        target_os = "tvos",
-        target_os = "visionos",
-        target_os = "watchos"
-    ))]
+    #[cfg(target_vendor = "apple")]
     pub(crate) interface_index: Option<std::num::NonZeroU32>,
     pub(crate) before_connect: Option<BeforeConnect>,
 }
@@ -178,13 +172,7 @@ impl SocketOptions {
                 socket.bind_device(Some(device))?;
             }
         }
-        #[cfg(any(
-            target_os = "ios",
-            target_os = "macos",
-            target_os = "tvos",
-            target_os = "visionos",
-            target_os = "watchos"
-        ))]
+        #[cfg(target_vendor = "apple")]
         if let Some(index) = self.interface_index {
             let socket = SockRef::from(&socket);
             match addr {
@@ -294,13 +282,7 @@ impl Connector {
     /// (`setsockopt(IPPROTO_IP, IP_BOUND_IF)` or `setsockopt(IPPROTO_IPV6, IPV6_BOUND_IF)`),
     /// as `bind_device` does on Linux. Compiled for Apple targets only and not tested by this
     /// project's CI, which runs on Linux. Default is `None`.
-    #[cfg(any(
-        target_os = "ios",
-        target_os = "macos",
-        target_os = "tvos",
-        target_os = "visionos",
-        target_os = "watchos"
-    ))]
+    #[cfg(target_vendor = "apple")]
     pub fn interface_index(self, index: Option<std::num::NonZeroU32>) -> Self {
         self.with(|s| s.socket.interface_index = index)
     }

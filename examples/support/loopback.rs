@@ -1,9 +1,12 @@
 //! Loopback fixtures shared by the examples, tests and benches (each includes this file):
-//! a listener that drops what it accepts, and a black-holed address made without root.
+//! a listener that drops what it accepts, one that reads to EOF and counts, and a black-holed
+//! address made without root.
 #![allow(dead_code)]
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -69,5 +72,50 @@ impl BlackHole {
             .parse()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, ip.to_owned()))?;
         Self::bind(SocketAddr::new(ip, 0)).await
+    }
+}
+
+/// A loopback listener that reads every accepted connection to EOF and counts connections
+/// accepted and closed by the peer.
+#[derive(Debug)]
+pub struct EofServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Connections accepted so far.
+    pub accepted: Arc<AtomicUsize>,
+    /// Connections the client has closed so far.
+    pub closed: Arc<AtomicUsize>,
+}
+
+impl EofServer {
+    /// Starts one on `ip`, any port.
+    pub async fn start(ip: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (accepted_, closed_) = (accepted.clone(), closed.clone());
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                accepted_.fetch_add(1, Ordering::SeqCst);
+                let closed = closed_.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 16];
+                    while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            closed,
+        }
+    }
+
+    /// Connections accepted and not yet closed by the client.
+    pub fn open(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst) - self.closed.load(Ordering::SeqCst)
     }
 }

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connect_any::Connector;
-use connect_any_integration::{Mute, TLS_NAME, TestCert, https_server};
+use connect_any_integration::{EofServer, TLS_NAME, TestCert, https_server, tls_dial};
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
+use std::sync::atomic::Ordering::SeqCst;
 use tokio_rustls::TlsConnector;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cert = TestCert::new();
-    let mute = Mute::start("127.0.0.2").await?;
+    let mute = EofServer::start("127.0.0.2").await;
     let good = https_server("127.0.0.1", &cert).await;
     println!(
         "{} accepts TCP and stays silent; {good} speaks TLS",
@@ -31,11 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let began = Instant::now();
     let stream = connector
         .connect_with(vec![mute.addr, good], |addr| {
-            let (tls, name) = (tls.clone(), name.clone());
-            async move {
-                let tcp = TcpStream::connect(addr).await?;
-                tls.connect(name, tcp).await
-            }
+            tls_dial(tls.clone(), name.clone(), addr)
         })
         .await?;
     let (tcp, session) = stream.get_ref();
@@ -44,12 +40,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tcp.peer_addr()?,
         began.elapsed(),
         session.protocol_version(),
-        mute.accepted(),
+        mute.accepted.load(SeqCst),
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
     println!(
         "the stalled handshake's socket was closed: {}",
-        mute.closed() == 1
+        mute.closed.load(SeqCst) == 1
     );
     Ok(())
 }

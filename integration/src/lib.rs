@@ -6,20 +6,21 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 #[path = "../../examples/support/loopback.rs"]
 mod loopback;
-pub use loopback::BlackHole;
+/// A server that accepts TCP connections and never says a word (a TLS handshake to it stalls),
+/// counting connections accepted and closed by the client.
+pub use loopback::{BlackHole, EofServer};
 
 /// The name the test certificate is made out to.
 pub const TLS_NAME: &str = "tls.test";
@@ -121,49 +122,15 @@ where
         .await;
 }
 
-/// A server that accepts TCP connections and never says a word: a TLS handshake to it stalls.
-/// Counts connections accepted and closed by the client.
-pub struct Mute {
-    /// Its address.
-    pub addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    closed: Arc<AtomicUsize>,
-}
-
-impl Mute {
-    /// Starts one on `ip`.
-    pub async fn start(ip: &str) -> io::Result<Self> {
-        let listener = TcpListener::bind((ip, 0)).await?;
-        let addr = listener.local_addr()?;
-        let (accepted, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (accepted_, closed_) = (accepted.clone(), closed.clone());
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                accepted_.fetch_add(1, Ordering::SeqCst);
-                let closed = closed_.clone();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-                    closed.fetch_add(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Ok(Self {
-            addr,
-            accepted,
-            closed,
-        })
-    }
-
-    /// Connections accepted so far.
-    pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-
-    /// Connections the client has closed so far.
-    pub fn closed(&self) -> usize {
-        self.closed.load(Ordering::SeqCst)
-    }
+/// Connects over TCP, then completes a TLS handshake as `name`: a dialer for which an
+/// attempt wins only once TLS is up.
+pub async fn tls_dial(
+    tls: TlsConnector,
+    name: ServerName<'static>,
+    addr: SocketAddr,
+) -> io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    tls.connect(name, tcp).await
 }
 
 /// Whether this machine can bind `[::1]`.

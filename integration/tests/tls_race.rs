@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connect_any::Connector;
-use connect_any_integration::{Mute, TLS_NAME, TestCert, https_server};
+use connect_any_integration::{EofServer, TLS_NAME, TestCert, https_server, tls_dial};
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
+use std::sync::atomic::Ordering::SeqCst;
 use tokio_rustls::TlsConnector;
 
 #[tokio::test]
 async fn the_address_that_completes_tls_wins_and_the_stalled_one_is_closed() {
     let cert = TestCert::new();
-    let mute = Mute::start("127.0.0.2").await.unwrap();
+    let mute = EofServer::start("127.0.0.2").await;
     let good = https_server("127.0.0.1", &cert).await;
     let tls = TlsConnector::from(Arc::new(cert.client_config()));
     let name = ServerName::try_from(TLS_NAME).unwrap();
@@ -25,11 +25,7 @@ async fn the_address_that_completes_tls_wins_and_the_stalled_one_is_closed() {
     let began = Instant::now();
     let stream = connector
         .connect_with(vec![mute.addr, good], |addr| {
-            let (tls, name) = (tls.clone(), name.clone());
-            async move {
-                let tcp = TcpStream::connect(addr).await?;
-                tls.connect(name, tcp).await
-            }
+            tls_dial(tls.clone(), name.clone(), addr)
         })
         .await
         .unwrap();
@@ -37,7 +33,7 @@ async fn the_address_that_completes_tls_wins_and_the_stalled_one_is_closed() {
     let peer = stream.get_ref().0.peer_addr().unwrap();
     println!(
         "TLS race: {peer} won after {took:?}; the mute server accepted {}",
-        mute.accepted()
+        mute.accepted.load(SeqCst)
     );
     assert_eq!(peer, good);
     assert!(
@@ -45,16 +41,16 @@ async fn the_address_that_completes_tls_wins_and_the_stalled_one_is_closed() {
         "the mute address went first: {took:?}"
     );
     assert_eq!(
-        mute.accepted(),
+        mute.accepted.load(SeqCst),
         1,
         "the mute address was dialed and its TCP accepted"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while mute.closed() < 1 && Instant::now() < deadline {
+    while mute.closed.load(SeqCst) < 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(
-        mute.closed(),
+        mute.closed.load(SeqCst),
         1,
         "the stalled handshake's socket was closed"
     );

@@ -15,7 +15,7 @@ use connect_any::{Resolve, Resolving};
 
 #[path = "../../examples/support/loopback.rs"]
 mod loopback;
-pub use loopback::{BlackHole, serve_and_drop};
+pub use loopback::{BlackHole, EofServer, serve_and_drop};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -208,47 +208,6 @@ pub fn open_fds() -> usize {
 pub fn refused_addr(ip: &str) -> SocketAddr {
     let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
     listener.local_addr().unwrap()
-}
-
-/// A loopback listener that reads every accepted connection to EOF and counts connections
-/// accepted and closed by the peer.
-#[derive(Debug)]
-pub struct EofServer {
-    pub addr: SocketAddr,
-    pub accepted: Arc<AtomicUsize>,
-    pub closed: Arc<AtomicUsize>,
-}
-
-impl EofServer {
-    pub async fn start(ip: &str) -> Self {
-        let listener = TcpListener::bind((ip, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let closed = Arc::new(AtomicUsize::new(0));
-        let (accepted_, closed_) = (accepted.clone(), closed.clone());
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            while let Ok((mut stream, _)) = listener.accept().await {
-                accepted_.fetch_add(1, Ordering::SeqCst);
-                let closed = closed_.clone();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 16];
-                    while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-                    closed.fetch_add(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Self {
-            addr,
-            accepted,
-            closed,
-        }
-    }
-
-    /// Connections accepted and not yet closed by the client.
-    pub fn open(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst) - self.closed.load(Ordering::SeqCst)
-    }
 }
 
 /// Waits (real time, up to 10 s) until `done` holds, and says whether it did.
