@@ -77,8 +77,10 @@ where
         _ => {
             let span =
                 tracing::debug_span!("connect", host = %target, strategy = ?settings.strategy);
-            let connecting = connect_found(settings, target, call_token, dial);
-            Either::Right(Box::pin(connecting.instrument(span)))
+            // Allocated before the future is built, so that it is built in place, not copied.
+            let boxed = Box::new_uninit();
+            let connecting = connect_found(settings, target, call_token, dial).instrument(span);
+            Either::Right(Box::into_pin(Box::write(boxed, connecting)))
         }
     }
 }
@@ -161,7 +163,14 @@ where
         log.forget_on_failure(&settings.memory, key, recalled.addr);
     }
     let pace = pace(settings, limits);
-    let outcome = race(&found.addrs, found.later, pace, &mut dial, &mut log).await;
+    let outcome = race(
+        found.addrs.into_owned(),
+        found.later,
+        pace,
+        &mut dial,
+        &mut log,
+    )
+    .await;
     let memory = key.map(|key| (key, found.remembered));
     settle(settings, target, outcome, log, memory)
 }

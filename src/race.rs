@@ -10,12 +10,14 @@
 //! instant of a win. `tests/model/mod.rs` states these rules as an executable model.
 
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
 
 use tokio::time::Instant;
 
@@ -23,7 +25,7 @@ use crate::answers::{Family, merge};
 use crate::attempts::{Attempt, Attempts};
 use crate::gather::Later;
 use crate::history::{AdaptivePace, HostKey, WinnerMemory};
-use crate::limits::{Cancel, Timer, earliest, is_past};
+use crate::limits::{Cancel, Fired, Timer, earliest, is_past};
 use crate::resolve::promote;
 use crate::running::{Dialing, Running};
 
@@ -179,154 +181,195 @@ pub(crate) enum Outcome<S> {
     Cancelled,
 }
 
-enum Event<S> {
-    Finished(usize, io::Result<S>),
-    /// New addresses from a late answer, or `None` when no more answers will come.
-    Answered(Option<Vec<SocketAddr>>),
-    TimerFired,
-    Cancelled,
+pin_project! {
+    /// The race's state; see [`race`]. A hand-written future rather than an `async fn`: its
+    /// size is its fields, without the second copies of arguments and the nested futures an
+    /// `async fn` keeps, which keeps a connect's boxed future under 1 KiB, in the allocator's
+    /// fast path for small blocks.
+    struct Race<'r, 'm, D, Fut, Y> {
+        starter: Starter<'r>,
+        later: Option<Later<'r>>,
+        cancel: Cancel<'r>,
+        cancelled: Option<Pin<Box<Fired<'r>>>>,
+        // Whether late answers are merged by alternating families (Happy Eyeballs).
+        interleave: bool,
+        // When the stagger starts the next attempt.
+        next_start: Option<Instant>,
+        timer: Timer,
+        #[pin]
+        before_first_timer: Option<Y>,
+        #[pin]
+        running: Running<Fut>,
+        dial: &'r mut D,
+        log: &'r mut Log<'m>,
+        begun: bool,
+    }
 }
 
 /// Dials `addrs` in order and returns the first stream to connect.
 ///
-/// Attempt 1 starts at once; each next one when the stagger has passed since the last start
-/// or at once when an attempt fails. Starting an attempt never disturbs a running one. When one
-/// connects, every other running attempt is dropped (closing its socket) before this returns,
-/// and no further attempt starts. Only attempts whose waker fired are polled.
-pub(crate) async fn race<S, D, Fut>(
-    addrs: &[SocketAddr],
-    mut later: Option<Later<'_>>,
-    pace: Pace<'_>,
-    dial: &mut D,
-    log: &mut Log<'_>,
-) -> Outcome<S>
+/// Attempt 1 starts when first polled; each next one when the stagger has passed since the
+/// last start or at once when an attempt fails. Starting an attempt never disturbs a running
+/// one. When one connects, every other running attempt is dropped (closing its socket) before
+/// the race completes, and no further attempt starts. Only attempts whose waker fired are
+/// polled.
+pub(crate) fn race<'r, 'm, S, D, Fut>(
+    addrs: Vec<SocketAddr>,
+    later: Option<Later<'r>>,
+    pace: Pace<'r>,
+    dial: &'r mut D,
+    log: &'r mut Log<'m>,
+) -> impl Future<Output = Outcome<S>>
 where
+    'm: 'r,
     D: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<S>>,
 {
-    if pace.cancel.is_cancelled() {
-        return Outcome::Cancelled;
+    Race {
+        interleave: matches!(pace.stagger, Stagger::Fixed(_) | Stagger::Adaptive(_)),
+        starter: Starter {
+            pending: addrs.into(),
+            stagger: pace.stagger,
+            attempt_timeout: pace.attempt_timeout,
+            deadline: pace.deadline,
+            last: None,
+        },
+        later,
+        cancel: pace.cancel,
+        cancelled: None,
+        next_start: None,
+        timer: Timer::default(),
+        // The I/O driver runs once before the first timer is set (a yielded task is woken
+        // only after it): a connect on loopback or a LAN has often finished by then, and
+        // setting a tokio timer while the other workers sleep wakes one of them. The timer's
+        // due instant does not move.
+        before_first_timer: Some(tokio::task::yield_now()),
+        running: Running::default(),
+        dial,
+        log,
+        begun: false,
     }
-    let deadline = pace.deadline;
-    let mut cancelled = pace.cancel.watch();
-    let interleave = matches!(pace.stagger, Stagger::Fixed(_) | Stagger::Adaptive(_));
-    let mut starter = Starter {
-        pending: addrs.iter().copied().collect(),
-        stagger: pace.stagger,
-        attempt_timeout: pace.attempt_timeout,
-        deadline,
-        last: None,
-    };
-    let mut running = pin!(Running::default());
-    // Starts the next attempt, if one may start, and says when the stagger starts another.
-    let mut start_next = |starter: &mut Starter<'_>,
-                          now: Instant,
-                          running: Pin<&mut Running<_>>,
-                          log: &mut Log<'_>| {
-        let (addr, index) = starter.next(now, log)?;
-        let attempt = Dialing::new(index, dial(addr), now, starter.attempt_timeout);
-        running.push(attempt);
-        starter.next_start(now, &addr)
-    };
-    let mut next_start = start_next(&mut starter, Instant::now(), running.as_mut(), log);
-    let mut timer = Timer::default();
-    // The I/O driver runs once before the first timer is set (a yielded task is woken only
-    // after it): a connect on loopback or a LAN has often finished by then, and setting a
-    // tokio timer while the other workers sleep wakes one of them. The timer's due instant
-    // does not move.
-    let mut before_first_timer = pin!(Some(tokio::task::yield_now()));
-    loop {
-        if running.is_empty() {
-            // Nothing runs, and nothing could start: all failed, or time is up. With answers
-            // still to come, wait for them.
+}
+
+impl<S, D, Fut, Y> Future for Race<'_, '_, D, Fut, Y>
+where
+    D: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<S>>,
+    Y: Future<Output = ()>,
+{
+    type Output = Outcome<S>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<S>> {
+        let mut this = self.project();
+        if !*this.begun {
+            *this.begun = true;
+            if this.cancel.is_cancelled() {
+                return Poll::Ready(Outcome::Cancelled);
+            }
+            *this.cancelled = this.cancel.watch();
             let now = Instant::now();
-            match (starter.pending.is_empty(), &later) {
-                (true, None) => return Outcome::Exhausted,
-                (true, Some(_)) if !is_past(deadline, now) => {}
-                _ => return Outcome::TimedOut,
-            }
+            *this.next_start =
+                this.starter
+                    .start_next(now, this.running.as_mut(), *this.dial, this.log);
         }
-        let stagger_due =
-            next_start.filter(|start| deadline.is_none_or(|deadline| *start < deadline));
-        let answers_due = later.as_ref().and_then(|later| later.until);
-        let due = earliest(earliest(stagger_due, answers_due), deadline);
-        let event = poll_fn(|cx| {
-            if let Some(cancelled) = &mut cancelled {
+        let deadline = this.starter.deadline;
+        loop {
+            if this.running.is_empty() {
+                // Nothing runs, and nothing could start: all failed, or time is up. With
+                // answers still to come, wait for them.
+                match (this.starter.pending.is_empty(), &*this.later) {
+                    (true, None) => return Poll::Ready(Outcome::Exhausted),
+                    (true, Some(_)) if !is_past(deadline, Instant::now()) => {}
+                    _ => return Poll::Ready(Outcome::TimedOut),
+                }
+            }
+            if let Some(cancelled) = this.cancelled {
                 if cancelled.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Cancelled);
+                    this.running.set(Running::default());
+                    return Poll::Ready(Outcome::Cancelled);
                 }
             }
-            if let Poll::Ready((index, result)) = running.as_mut().poll_next(cx) {
-                return Poll::Ready(Event::Finished(index, result));
-            }
-            if let Some(later) = &mut later {
-                if let Poll::Ready(answer) = later.poll_answer(cx) {
-                    return Poll::Ready(Event::Answered(answer));
-                }
-            }
-            let Some(due) = due else {
-                return Poll::Pending;
-            };
-            if let Some(yielded) = before_first_timer.as_mut().as_pin_mut() {
-                if yielded.poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                before_first_timer.set(None);
-            }
-            timer.poll_until(due, cx).map(|()| Event::TimerFired)
-        })
-        .await;
-        let now = Instant::now();
-        match event {
-            Event::Cancelled => return Outcome::Cancelled,
-            Event::Finished(index, result) => {
-                let (winner, failures) = settle_ready(running.as_mut(), index, result, log).await;
+            if let Poll::Ready(first) = this.running.as_mut().poll_next(cx) {
+                let now = Instant::now();
+                let (winner, failures) = settle_ready(this.running.as_mut(), cx, first, this.log);
                 if let Some((index, stream)) = winner {
-                    log.trace_cancelled(index);
-                    let record = &log.records[index];
+                    this.log.trace_cancelled(index);
+                    // Every loser is dropped here, before the race completes.
+                    this.running.set(Running::default());
+                    let record = &this.log.records[index];
                     let took = now - record.started;
-                    tracing::debug!(addr = %record.addr, elapsed = ?now - log.began, ?took, "attempt won");
-                    // Returning drops `running`, and with it every loser.
-                    return Outcome::Won(Won {
+                    tracing::debug!(addr = %record.addr, elapsed = ?now - this.log.began, ?took, "attempt won");
+                    return Poll::Ready(Outcome::Won(Won {
                         stream,
                         addr: record.addr,
                         took,
-                    });
+                    }));
                 }
                 // Each failure starts the next attempt at once.
                 for _ in 0..failures {
-                    next_start = start_next(&mut starter, now, running.as_mut(), log);
+                    *this.next_start =
+                        this.starter
+                            .start_next(now, this.running.as_mut(), *this.dial, this.log);
                 }
+                continue;
             }
-            Event::Answered(None) => later = None,
-            Event::Answered(Some(added)) => {
-                if added.is_empty() {
+            if let Some(later) = this.later {
+                if let Poll::Ready(answer) = later.poll_answer(cx) {
+                    let Some(added) = answer else {
+                        *this.later = None;
+                        continue;
+                    };
+                    if added.is_empty() {
+                        continue;
+                    }
+                    let remembered = later.remembered;
+                    let starter = &mut *this.starter;
+                    let last = starter.last.map(|(_, addr)| Family::of(&addr));
+                    merge(&mut starter.pending, &added, last, *this.interleave);
+                    if let Some(remembered) = remembered {
+                        promote(starter.pending.make_contiguous(), remembered);
+                    }
+                    // At once if nothing runs or the stagger has already passed; else at
+                    // its tick.
+                    let now = Instant::now();
+                    let tick = starter.last.and_then(|(tick, _)| tick);
+                    *this.next_start =
+                        if this.running.is_empty() || tick.is_some_and(|tick| tick <= now) {
+                            starter.start_next(now, this.running.as_mut(), *this.dial, this.log)
+                        } else {
+                            tick
+                        };
                     continue;
                 }
-                let last = starter.last.map(|(_, addr)| Family::of(&addr));
-                merge(&mut starter.pending, &added, last, interleave);
-                if let Some(remembered) = later.as_ref().and_then(|later| later.remembered) {
-                    promote(starter.pending.make_contiguous(), remembered);
-                }
-                // At once if nothing runs or the stagger has already passed; else at its tick.
-                let tick = starter.last.and_then(|(tick, _)| tick);
-                if running.is_empty() || tick.is_some_and(|tick| tick <= now) {
-                    next_start = start_next(&mut starter, now, running.as_mut(), log);
-                } else {
-                    next_start = tick;
-                }
             }
-            Event::TimerFired if is_past(deadline, now) => return Outcome::TimedOut,
-            Event::TimerFired => {
-                if later
-                    .as_ref()
-                    .is_some_and(|later| is_past(later.until, now))
-                {
-                    later = None;
-                }
-                if next_start.is_some_and(|at| at <= now) {
-                    next_start = start_next(&mut starter, now, running.as_mut(), log);
-                }
+            let stagger_due = this
+                .next_start
+                .filter(|start| deadline.is_none_or(|deadline| *start < deadline));
+            let answers_due = this.later.as_ref().and_then(|later| later.until);
+            let Some(due) = earliest(earliest(stagger_due, answers_due), deadline) else {
+                return Poll::Pending;
+            };
+            if let Some(yielded) = this.before_first_timer.as_mut().as_pin_mut() {
+                ready!(yielded.poll(cx));
+                this.before_first_timer.set(None);
+            }
+            ready!(this.timer.poll_until(due, cx));
+            let now = Instant::now();
+            if is_past(deadline, now) {
+                this.running.set(Running::default());
+                return Poll::Ready(Outcome::TimedOut);
+            }
+            if this
+                .later
+                .as_ref()
+                .is_some_and(|later| is_past(later.until, now))
+            {
+                *this.later = None;
+            }
+            if this.next_start.is_some_and(|at| at <= now) {
+                *this.next_start =
+                    this.starter
+                        .start_next(now, this.running.as_mut(), *this.dial, this.log);
             }
         }
     }
@@ -336,32 +379,31 @@ where
 /// wake order decides nothing: a connection beats a failure, and of several connections the
 /// earliest started wins (later ones are dropped). Logs the failures and returns the winner,
 /// if any, and how many failed.
-async fn settle_ready<S, F: Future<Output = io::Result<S>>>(
+fn settle_ready<S, F: Future<Output = io::Result<S>>>(
     mut running: Pin<&mut Running<F>>,
-    index: usize,
-    first: io::Result<S>,
+    cx: &mut Context<'_>,
+    first: (usize, io::Result<S>),
     log: &mut Log<'_>,
 ) -> (Option<(usize, S)>, usize) {
     let mut winner: Option<(usize, S)> = None;
     let mut failures = 0;
-    let mut settle = |index: usize, result: io::Result<S>| match result {
-        Ok(stream) if winner.as_ref().is_none_or(|(best, _)| index < *best) => {
-            winner = Some((index, stream));
+    let mut finished = Some(first);
+    while let Some((index, result)) = finished {
+        match result {
+            Ok(stream) if winner.as_ref().is_none_or(|(best, _)| index < *best) => {
+                winner = Some((index, stream));
+            }
+            Ok(_later) => {}
+            Err(error) => {
+                log.fail(index, error);
+                failures += 1;
+            }
         }
-        Ok(_later) => {}
-        Err(error) => {
-            log.fail(index, error);
-            failures += 1;
-        }
-    };
-    settle(index, first);
-    poll_fn(|cx| {
-        while let Poll::Ready((index, result)) = running.as_mut().poll_next(cx) {
-            settle(index, result);
-        }
-        Poll::Ready(())
-    })
-    .await;
+        finished = match running.as_mut().poll_next(cx) {
+            Poll::Ready(next) => Some(next),
+            Poll::Pending => None,
+        };
+    }
     (winner, failures)
 }
 
@@ -376,6 +418,23 @@ struct Starter<'p> {
 }
 
 impl Starter<'_> {
+    /// Starts the next attempt, if one may start, and says when the stagger starts another.
+    fn start_next<S, D, Fut>(
+        &mut self,
+        now: Instant,
+        running: Pin<&mut Running<Fut>>,
+        dial: &mut D,
+        log: &mut Log<'_>,
+    ) -> Option<Instant>
+    where
+        D: FnMut(SocketAddr) -> Fut,
+        Fut: Future<Output = io::Result<S>>,
+    {
+        let (addr, index) = self.next(now, log)?;
+        running.push(Dialing::new(index, dial(addr), now, self.attempt_timeout));
+        self.next_start(now, &addr)
+    }
+
     /// The next address and its index in the log, unless none is left or the deadline has
     /// come.
     fn next(&mut self, now: Instant, log: &mut Log<'_>) -> Option<(SocketAddr, usize)> {
