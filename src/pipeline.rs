@@ -350,7 +350,7 @@ async fn resolve<'a>(
     })?;
     tracing::debug!(addrs = ?gathered.addrs, elapsed = ?limits.began.elapsed(), "resolved");
     if settings.strategy == Strategy::HappyEyeballs {
-        gathered.addrs = interleave(&gathered.addrs, settings.first_family_count);
+        interleave(&mut gathered.addrs, settings.first_family_count);
     }
     Ok(gathered)
 }

@@ -148,24 +148,44 @@ pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies
 
 /// Reorders by RFC 8305 §4: `first_family_count` addresses of the first address's family, then
 /// one of each family in turn; what is left of either family goes last, in its order.
-pub(crate) fn interleave(addrs: &[SocketAddr], first_family_count: usize) -> Vec<SocketAddr> {
-    let Some(first) = addrs.first() else {
-        return Vec::new();
-    };
-    let first_is_v6 = first.is_ipv6();
-    let mut primary = addrs.iter().filter(|a| a.is_ipv6() == first_is_v6).copied();
-    let mut secondary = addrs.iter().filter(|a| a.is_ipv6() != first_is_v6).copied();
-    let mut ordered = Vec::with_capacity(addrs.len());
-    ordered.extend(primary.by_ref().take(first_family_count.max(1)));
-    loop {
-        let next_secondary = secondary.next();
-        ordered.extend(next_secondary);
-        let next_primary = primary.next();
-        if next_secondary.is_none() && next_primary.is_none() {
-            return ordered;
-        }
-        ordered.extend(next_primary);
+pub(crate) fn interleave(addrs: &mut Vec<SocketAddr>, first_family_count: usize) {
+    // Most answers are in that order already (one family, or one of each); they are left
+    // where they are rather than copied.
+    if !addrs
+        .iter()
+        .copied()
+        .eq(interleaved(addrs, first_family_count))
+    {
+        *addrs = interleaved(addrs, first_family_count).collect();
     }
+}
+
+fn interleaved(
+    addrs: &[SocketAddr],
+    first_family_count: usize,
+) -> impl Iterator<Item = SocketAddr> + '_ {
+    let first_is_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
+    let of_family = |v6: bool| addrs.iter().filter(move |a| a.is_ipv6() == v6);
+    let mut primary = of_family(first_is_v6);
+    let mut secondary = of_family(!first_is_v6);
+    let mut lead = first_family_count.max(1);
+    let mut secondary_next = true;
+    std::iter::from_fn(move || {
+        if lead > 0 {
+            lead -= 1;
+            if let Some(addr) = primary.next() {
+                return Some(*addr);
+            }
+            lead = 0;
+        }
+        let (turn, other) = match secondary_next {
+            true => (&mut secondary, &mut primary),
+            false => (&mut primary, &mut secondary),
+        };
+        let next = turn.next().or_else(|| other.next());
+        secondary_next = !secondary_next;
+        next.copied()
+    })
 }
 
 /// Moves `first` to the front, keeping the others' order, and says whether it was listed: an
@@ -194,18 +214,22 @@ mod tests {
 
     #[test]
     fn interleaves_starting_with_the_first_family() {
+        let interleaved = |list: &str, first_family_count| {
+            let mut list = addrs(list);
+            interleave(&mut list, first_family_count);
+            list
+        };
+        assert_eq!(interleaved("61 62 63 41 42", 1), addrs("61 41 62 42 63"));
+        assert_eq!(interleaved("41 42 43 61", 1), addrs("41 61 42 43"));
+        assert_eq!(interleaved("61 62 63 41 42", 2), addrs("61 62 41 63 42"));
+        assert_eq!(interleaved("41 42", 1), addrs("41 42"));
+        assert_eq!(interleaved("61 41 42 43", 0), addrs("61 41 42 43"));
+        assert_eq!(interleaved("61 41 62 42", 1), addrs("61 41 62 42"));
         assert_eq!(
-            interleave(&addrs("61 62 63 41 42"), 1),
-            addrs("61 41 62 42 63")
+            interleaved("41 42 61 62 63 64", 3),
+            addrs("41 42 61 62 63 64")
         );
-        assert_eq!(interleave(&addrs("41 42 43 61"), 1), addrs("41 61 42 43"));
-        assert_eq!(
-            interleave(&addrs("61 62 63 41 42"), 2),
-            addrs("61 62 41 63 42")
-        );
-        assert_eq!(interleave(&addrs("41 42"), 1), addrs("41 42"));
-        assert_eq!(interleave(&addrs("61 41 42 43"), 0), addrs("61 41 42 43"));
-        assert_eq!(interleave(&[], 1), Vec::new());
+        assert_eq!(interleaved("", 1), Vec::new());
     }
 
     #[test]
