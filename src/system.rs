@@ -7,11 +7,13 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Context, Poll, Waker, ready};
 
-use futures_util::future::{FutureExt, Shared, WeakShared};
-use tokio::sync::Semaphore;
+use futures_util::FutureExt;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
+use crate::answers::{Answer, Answering};
 use crate::getaddrinfo;
 use crate::resolve::{Resolve, Resolving};
 
@@ -41,16 +43,25 @@ pub struct SystemResolver;
 
 impl Resolve for SystemResolver {
     fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
-        static LOOKUPS: OnceLock<Lookups> = OnceLock::new();
-        let lookups =
-            LOOKUPS.get_or_init(|| Lookups::new(MAX_LOOKUPS_IN_FLIGHT, getaddrinfo::lookup));
-        Box::pin(lookups.lookup(host, port))
+        Box::pin(lookups().lookup(host, port))
+    }
+
+    /// One part: `getaddrinfo` answers both families at once. (One allocation where the
+    /// default's would make two.)
+    fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        let lookup = lookups().lookup(host, port);
+        Box::pin(futures_util::stream::once(lookup.map(Answer::all)))
     }
 }
 
+/// The process-wide lookups of [`SystemResolver`].
+fn lookups() -> &'static Lookups {
+    static LOOKUPS: OnceLock<Lookups> = OnceLock::new();
+    LOOKUPS.get_or_init(|| Lookups::new(MAX_LOOKUPS_IN_FLIGHT, getaddrinfo::lookup))
+}
+
 /// What a lookup's waiters share: `io::Error` is not `Clone`, so the error is shared by `Arc`.
-type Answer = Result<Arc<[SocketAddr]>, Arc<io::Error>>;
-type Call = Pin<Box<dyn Future<Output = Answer> + Send>>;
+type SharedAnswer = Result<Arc<[SocketAddr]>, Arc<io::Error>>;
 
 /// The blocking lookups in flight, by name.
 struct Lookups {
@@ -62,7 +73,7 @@ struct Lookups {
 
 #[derive(Default)]
 struct InFlight {
-    calls: HashMap<Box<str>, WeakShared<Call>>,
+    calls: HashMap<Arc<str>, Weak<Flight>>,
     /// Entries whose waiters all left are swept when the map reaches this size.
     sweep_at: usize,
 }
@@ -76,14 +87,18 @@ impl Lookups {
         }
     }
 
-    /// Looks `host` up, joining a lookup of the same name already in flight.
+    /// Looks `host` up, joining a lookup of the same name still in flight.
     ///
-    /// Its entry is not removed when answered: once the last waiter has dropped its handle it
-    /// can no longer be joined, the next lookup of the name replaces it, and such dead entries
-    /// are swept as the table grows.
+    /// An entry is not removed when answered: it is replaced by the next lookup of the name,
+    /// and entries whose waiters all left are swept as the table grows.
     async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        let answer = self.join(host).await;
-        match answer {
+        let waiting = Waiting {
+            flight: self.join(host),
+            lookups: self,
+            waker_slot: None,
+            acquiring: None,
+        };
+        match waiting.await {
             Ok(addrs) => Ok(addrs
                 .iter()
                 .map(|addr| SocketAddr::new(addr.ip(), port))
@@ -92,49 +107,181 @@ impl Lookups {
         }
     }
 
-    fn join(&self, host: &str) -> Shared<Call> {
-        let mut in_flight = self.lock();
-        let in_flight = &mut *in_flight;
-        let entry = in_flight.calls.entry(host.into());
-        if let Entry::Occupied(running) = &entry {
-            if let Some(call) = running.get().upgrade() {
-                return call;
+    /// The flight of `host` not yet answered, or a new one, started at once if a slot is free.
+    fn join(&self, host: &str) -> Arc<Flight> {
+        let flight = {
+            let mut in_flight = self.lock();
+            let in_flight = &mut *in_flight;
+            // The table's key and the flight share one copy of the name, hashed once.
+            let host: Arc<str> = host.into();
+            let entry = in_flight.calls.entry(host.clone());
+            if let Entry::Occupied(joined) = &entry {
+                if let Some(flight) = joined.get().upgrade().filter(|f| !f.is_answered()) {
+                    return flight;
+                }
             }
+            let flight = Arc::new(Flight {
+                host,
+                state: Mutex::default(),
+            });
+            entry.insert_entry(Arc::downgrade(&flight));
+            if in_flight.calls.len() >= in_flight.sweep_at {
+                in_flight
+                    .calls
+                    .retain(|_, flight| flight.strong_count() > 0);
+                in_flight.sweep_at = (in_flight.calls.len() * 2).max(64);
+            }
+            flight
+        };
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            self.start(&flight, slot);
         }
-        let call = self.call(host.to_owned()).shared();
-        let weak = call.downgrade().expect("a new call is not finished");
-        entry.insert_entry(weak);
-        if in_flight.calls.len() >= in_flight.sweep_at {
-            in_flight.calls.retain(|_, call| call.upgrade().is_some());
-            in_flight.sweep_at = (in_flight.calls.len() * 2).max(64);
-        }
-        call
+        flight
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, InFlight> {
+        lock(&self.in_flight)
     }
 
-    /// A lookup that waits for a slot, then runs the blocking call with the slot held until
-    /// the call returns, even if nobody is waiting any more.
-    fn call(&self, host: String) -> Call {
-        let slots = self.slots.clone();
+    /// Runs `flight`'s blocking call with `slot`, unless another waiter has started it; the
+    /// slot is held until the call returns, even if nobody is waiting any more.
+    fn start(&self, flight: &Arc<Flight>, slot: OwnedSemaphorePermit) {
+        {
+            let mut state = flight.lock();
+            if !matches!(state.stage, Stage::WaitingForSlot) {
+                return;
+            }
+            state.stage = Stage::Running;
+            // Waiters queued for a slot of their own leave the queue.
+            state.wakers.iter().for_each(Waker::wake_by_ref);
+        }
+        let call = Call {
+            flight: flight.clone(),
+            _slot: slot,
+        };
         let blocking = self.blocking;
-        Box::pin(async move {
-            let slot = slots.acquire_owned().await.map_err(io::Error::other)?;
-            let run = move || {
-                let _slot = slot;
-                blocking(&host)
-            };
-            match tokio::task::spawn_blocking(run).await {
-                Ok(Ok(addrs)) => Ok(addrs.into()),
-                Ok(Err(error)) => Err(Arc::new(error)),
-                Err(join) => Err(Arc::new(io::Error::other(join))),
-            }
-        })
+        // Detached: the call answers its flight itself.
+        drop(tokio::task::spawn_blocking(move || {
+            let answer = blocking(&call.flight.host);
+            call.flight.answer(answer.map(Into::into).map_err(Arc::new));
+        }));
     }
+}
+
+/// One name's `getaddrinfo` call and the lookups waiting for it.
+struct Flight {
+    host: Arc<str>,
+    state: Mutex<FlightState>,
+}
+
+#[derive(Default)]
+struct FlightState {
+    stage: Stage,
+    /// The waiters' wakers, each in the place its waiter was given.
+    wakers: Vec<Waker>,
+}
+
+#[derive(Default)]
+enum Stage {
+    /// No slot yet: the first waiter to get one starts the call.
+    #[default]
+    WaitingForSlot,
+    Running,
+    Answered(SharedAnswer),
+}
+
+impl Flight {
+    fn lock(&self) -> MutexGuard<'_, FlightState> {
+        lock(&self.state)
+    }
+
+    fn is_answered(&self) -> bool {
+        matches!(self.lock().stage, Stage::Answered(_))
+    }
+
+    /// Records the answer, if none was, and wakes every waiter.
+    fn answer(&self, answer: SharedAnswer) {
+        let wakers = {
+            let mut state = self.lock();
+            if matches!(state.stage, Stage::Answered(_)) {
+                return;
+            }
+            state.stage = Stage::Answered(answer);
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// A running call: it answers its flight even if it ends without a result (a panic, or a
+/// runtime shutting down before it ran), so that no waiter waits forever.
+struct Call {
+    flight: Arc<Flight>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let ended = io::Error::other("the lookup ended without an answer");
+        self.flight.answer(Err(Arc::new(ended)));
+    }
+}
+
+/// One lookup waiting for its flight's answer; when no slot was free, it queues for one, and
+/// the first waiter to get one starts the call. A flight whose waiters all left before that
+/// makes no call.
+struct Waiting<'a> {
+    flight: Arc<Flight>,
+    lookups: &'a Lookups,
+    waker_slot: Option<usize>,
+    acquiring: Option<Acquiring>,
+}
+
+type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+
+impl Future for Waiting<'_> {
+    type Output = SharedAnswer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SharedAnswer> {
+        let this = &mut *self;
+        loop {
+            {
+                let mut state = this.flight.lock();
+                let state = &mut *state;
+                if let Stage::Answered(answer) = &state.stage {
+                    return Poll::Ready(answer.clone());
+                }
+                match this.waker_slot {
+                    Some(slot) => state.wakers[slot].clone_from(cx.waker()),
+                    None => {
+                        this.waker_slot = Some(state.wakers.len());
+                        state.wakers.push(cx.waker().clone());
+                    }
+                }
+                if matches!(state.stage, Stage::Running) {
+                    this.acquiring = None;
+                    return Poll::Pending;
+                }
+            }
+            let slots = &this.lookups.slots;
+            let acquiring = this
+                .acquiring
+                .get_or_insert_with(|| Box::pin(slots.clone().acquire_owned()));
+            match ready!(acquiring.as_mut().poll(cx)) {
+                Ok(slot) => {
+                    this.acquiring = None;
+                    this.lookups.start(&this.flight, slot);
+                }
+                Err(closed) => return Poll::Ready(Err(Arc::new(io::Error::other(closed)))),
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A waiter's own copy of a shared error.
@@ -332,5 +479,27 @@ mod tests {
         let named = copy(&io::Error::new(io::ErrorKind::NotFound, "no such host"));
         assert_eq!(named.kind(), io::ErrorKind::NotFound);
         assert_eq!(named.to_string(), "no such host");
+    }
+
+    fn panics_for_one_name(host: &str) -> io::Result<Vec<SocketAddr>> {
+        if host == "panics.test" {
+            panic!("resolver bug");
+        }
+        Ok(loopback())
+    }
+
+    #[tokio::test]
+    async fn a_call_that_panics_answers_with_an_error_and_frees_its_slot() {
+        let lookups = Lookups::new(1, panics_for_one_name);
+        let answer =
+            tokio::time::timeout(Duration::from_secs(5), lookups.lookup("panics.test", 80))
+                .await
+                .expect("the waiter is answered");
+        let error = answer.unwrap_err();
+        assert_eq!(error.to_string(), "the lookup ended without an answer");
+        let next = tokio::time::timeout(Duration::from_secs(5), lookups.lookup("fine.test", 80))
+            .await
+            .expect("the only slot was freed");
+        assert_eq!(next.unwrap(), [SocketAddr::from(([127, 0, 0, 1], 80))]);
     }
 }
