@@ -95,7 +95,7 @@ impl Lookups {
         let waiting = Waiting {
             flight: self.join(host),
             lookups: self,
-            waker_slot: None,
+            waker_place: None,
             acquiring: None,
         };
         match waiting.await {
@@ -163,7 +163,8 @@ impl Lookups {
         // Detached: the call answers its flight itself.
         drop(tokio::task::spawn_blocking(move || {
             let answer = blocking(&call.flight.host);
-            call.flight.answer(answer.map(Into::into).map_err(Arc::new));
+            call.flight
+                .answer(|| answer.map(Into::into).map_err(Arc::new));
         }));
     }
 }
@@ -177,8 +178,46 @@ struct Flight {
 #[derive(Default)]
 struct FlightState {
     stage: Stage,
-    /// The waiters' wakers, each in the place its waiter was given.
-    wakers: Vec<Waker>,
+    wakers: Wakers,
+}
+
+/// The waiters' wakers, each in the place its waiter was given; the first is kept inline, as
+/// most flights have one waiter.
+#[derive(Default)]
+struct Wakers {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Wakers {
+    /// Keeps `waker` in the waiter's `place`, giving it one on its first call.
+    fn register(&mut self, place: &mut Option<usize>, waker: &Waker) {
+        let kept = match *place {
+            Some(0) => self.first.as_mut(),
+            Some(more) => self.more.get_mut(more - 1),
+            None => None,
+        };
+        if let Some(kept) = kept {
+            kept.clone_from(waker);
+        } else if self.first.is_none() {
+            self.first = Some(waker.clone());
+            *place = Some(0);
+        } else {
+            self.more.push(waker.clone());
+            *place = Some(self.more.len());
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Waker> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn wake_all(self) {
+        self.first
+            .into_iter()
+            .chain(self.more)
+            .for_each(Waker::wake);
+    }
 }
 
 #[derive(Default)]
@@ -200,16 +239,16 @@ impl Flight {
     }
 
     /// Records the answer, if none was, and wakes every waiter.
-    fn answer(&self, answer: SharedAnswer) {
+    fn answer(&self, answer: impl FnOnce() -> SharedAnswer) {
         let wakers = {
             let mut state = self.lock();
             if matches!(state.stage, Stage::Answered(_)) {
                 return;
             }
-            state.stage = Stage::Answered(answer);
+            state.stage = Stage::Answered(answer());
             std::mem::take(&mut state.wakers)
         };
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.wake_all();
     }
 }
 
@@ -222,8 +261,10 @@ struct Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let ended = io::Error::other("the lookup ended without an answer");
-        self.flight.answer(Err(Arc::new(ended)));
+        self.flight.answer(|| {
+            let ended = io::Error::other("the lookup ended without an answer");
+            Err(Arc::new(ended))
+        });
     }
 }
 
@@ -233,7 +274,7 @@ impl Drop for Call {
 struct Waiting<'a> {
     flight: Arc<Flight>,
     lookups: &'a Lookups,
-    waker_slot: Option<usize>,
+    waker_place: Option<usize>,
     acquiring: Option<Acquiring>,
 }
 
@@ -251,13 +292,7 @@ impl Future for Waiting<'_> {
                 if let Stage::Answered(answer) = &state.stage {
                     return Poll::Ready(answer.clone());
                 }
-                match this.waker_slot {
-                    Some(slot) => state.wakers[slot].clone_from(cx.waker()),
-                    None => {
-                        this.waker_slot = Some(state.wakers.len());
-                        state.wakers.push(cx.waker().clone());
-                    }
-                }
+                state.wakers.register(&mut this.waker_place, cx.waker());
                 if matches!(state.stage, Stage::Running) {
                     this.acquiring = None;
                     return Poll::Pending;
