@@ -103,6 +103,8 @@ impl EofServer {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 16];
                     while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                    // Closed before it is counted, so that a count of 0 means no descriptor.
+                    drop(stream);
                     closed.fetch_add(1, Ordering::SeqCst);
                 });
             }
