@@ -91,9 +91,7 @@ pub(crate) async fn gather<'a>(
                 in_parts |= answer.family.is_some();
                 let counted = answer.addrs.map(|list| {
                     let before = addrs.len();
-                    for addr in list {
-                        admission.sort(addr, &mut addrs, &mut refused);
-                    }
+                    admission.admit(list, &mut addrs, &mut refused);
                     addrs.len() - before
                 });
                 tracing::debug!(family = ?answer.family, ?counted, "answer");
@@ -145,16 +143,35 @@ pub(crate) async fn gather<'a>(
 }
 
 impl Admission<'_> {
-    /// Adds `addr` to `addrs` if it is new and may be dialed, or to `refused` if the policy
-    /// refuses it; an address of a family not dialed is dropped.
-    fn sort(&self, addr: SocketAddr, addrs: &mut Vec<SocketAddr>, refused: &mut Vec<SocketAddr>) {
-        if !self.families.allows(&addr) || addrs.contains(&addr) {
-            return;
+    /// Appends to `addrs` the addresses of `list` that are new and may be dialed, in order;
+    /// those the policy refuses go to `refused`, those of a family not dialed are dropped. The
+    /// first list is filtered where it is, not copied.
+    fn admit(
+        &self,
+        list: Vec<SocketAddr>,
+        addrs: &mut Vec<SocketAddr>,
+        refused: &mut Vec<SocketAddr>,
+    ) {
+        let start = addrs.len();
+        match start {
+            0 => *addrs = list,
+            _ => addrs.extend(list),
         }
-        match self.policy.allows(&addr) {
-            true => addrs.push(addr),
-            false => refused.push(addr),
+        let mut kept = start;
+        for i in start..addrs.len() {
+            let addr = addrs[i];
+            if !self.families.allows(&addr) || addrs[..kept].contains(&addr) {
+                continue;
+            }
+            match self.policy.allows(&addr) {
+                true => {
+                    addrs[kept] = addr;
+                    kept += 1;
+                }
+                false => refused.push(addr),
+            }
         }
+        addrs.truncate(kept);
     }
 }
 
@@ -190,11 +207,10 @@ impl Later<'_> {
         tracing::debug!(family = ?answer.family, addrs = ?answer.addrs, "late answer");
         let mut added = Vec::new();
         let mut refused = Vec::new();
-        for addr in answer.addrs.into_iter().flatten() {
-            if !self.seen.contains(&addr) {
-                self.admission.sort(addr, &mut added, &mut refused);
-            }
+        if let Ok(list) = answer.addrs {
+            self.admission.admit(list, &mut added, &mut refused);
         }
+        added.retain(|addr| !self.seen.contains(addr));
         self.seen.extend(&added);
         Poll::Ready(Some(added))
     }

@@ -151,10 +151,11 @@ pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies
 pub(crate) fn interleave(addrs: &mut Vec<SocketAddr>, first_family_count: usize) {
     // Most answers are in that order already (one family, or one of each); they are left
     // where they are rather than copied.
-    if !addrs
-        .iter()
-        .copied()
-        .eq(interleaved(addrs, first_family_count))
+    if addrs.len() > 2
+        && !addrs
+            .iter()
+            .copied()
+            .eq(interleaved(addrs, first_family_count))
     {
         *addrs = interleaved(addrs, first_family_count).collect();
     }
