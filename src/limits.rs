@@ -12,11 +12,13 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// `start + limit`, or `None` (no limit) when there is no limit or the sum would overflow:
 /// a duration too large to add, such as `Duration::MAX`, means "never".
+#[inline]
 pub(crate) fn deadline_after(start: Instant, limit: Option<Duration>) -> Option<Instant> {
     start.checked_add(limit?)
 }
 
 /// The earlier of two optional deadlines.
+#[inline]
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -25,6 +27,7 @@ pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant
 }
 
 /// Whether `deadline` has come.
+#[inline]
 pub(crate) fn is_past(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|deadline| now >= deadline)
 }
@@ -37,6 +40,7 @@ pub(crate) struct Cancel<'a> {
 }
 
 impl<'a> Cancel<'a> {
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         [self.connector, self.call]
             .into_iter()
@@ -46,6 +50,7 @@ impl<'a> Cancel<'a> {
 
     /// A future that completes when either token is cancelled, boxed, or `None` without a
     /// token: most connects have none, and then pay nothing for it.
+    #[inline]
     pub(crate) fn watch(self) -> Option<Pin<Box<Fired<'a>>>> {
         let has_token = self.connector.is_some() || self.call.is_some();
         has_token.then(|| Box::pin(self.fired()))

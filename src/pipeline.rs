@@ -42,6 +42,7 @@ struct Limits<'a> {
 }
 
 impl<'a> Limits<'a> {
+    #[inline]
     fn starting_now(settings: &'a Settings, call_token: Option<&'a CancellationToken>) -> Self {
         let began = Instant::now();
         Self {
@@ -87,6 +88,7 @@ where
 
 /// The target's one address, when nothing needs resolving, ordering, remembering or
 /// staggering: an IP literal of an allowed family that the address policy allows.
+#[inline]
 fn direct_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> {
     match target.addrs() {
         [one] if settings.families.allows(one) && settings.policy.allows(one) => Some(*one),

@@ -41,6 +41,7 @@ pub(crate) enum Stagger<'a> {
 }
 
 impl Stagger<'_> {
+    #[inline]
     fn after(&mut self, addr: &SocketAddr) -> Option<Duration> {
         match self {
             Stagger::Never => None,
@@ -118,6 +119,7 @@ impl<'m> Log<'m> {
         Attempts::new(attempts.collect())
     }
 
+    #[inline]
     pub(crate) fn start(&mut self, addr: SocketAddr, now: Instant) -> usize {
         tracing::debug!(%addr, elapsed = ?now - self.began, "attempt started");
         self.records.push(Record {
@@ -146,6 +148,7 @@ impl<'m> Log<'m> {
     }
 
     /// Traces the attempts still running when `winner` won; they are about to be dropped.
+    #[inline]
     fn trace_cancelled(&self, winner: usize) {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             return;
@@ -437,6 +440,7 @@ impl Starter<'_> {
 
     /// The next address and its index in the log, unless none is left or the deadline has
     /// come.
+    #[inline]
     fn next(&mut self, now: Instant, log: &mut Log<'_>) -> Option<(SocketAddr, usize)> {
         if is_past(self.deadline, now) {
             return None;
@@ -447,6 +451,7 @@ impl Starter<'_> {
 
     /// When the stagger starts the attempt after the one just started to `addr`, if one is
     /// waiting; the tick is kept for addresses that arrive later.
+    #[inline]
     fn next_start(&mut self, now: Instant, addr: &SocketAddr) -> Option<Instant> {
         let tick = self
             .stagger

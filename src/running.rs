@@ -62,6 +62,7 @@ impl<S, F: Future<Output = io::Result<S>>> Running<F> {
         self.first.is_none() && self.others.as_ref().is_none_or(FuturesUnordered::is_empty)
     }
 
+    #[inline]
     pub(crate) fn push(self: Pin<&mut Self>, attempt: Dialing<F>) {
         let mut this = self.project();
         if this.first.is_none() && this.others.as_ref().is_none_or(FuturesUnordered::is_empty) {
