@@ -60,13 +60,22 @@ pub(crate) struct Recalled {
 /// The last winning address per host and port.
 pub(crate) struct WinnerMemory {
     winners: Mutex<ExpiringMap<HostKey, SocketAddr>>,
+    /// Whether anything can be remembered, known without the lock.
+    enabled: bool,
 }
 
 impl WinnerMemory {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        let winners = ExpiringMap::new(capacity, ttl);
         Self {
-            winners: Mutex::new(ExpiringMap::new(capacity, ttl)),
+            enabled: winners.is_enabled(),
+            winners: Mutex::new(winners),
         }
+    }
+
+    /// Whether anything can be remembered (a capacity and a time to live above zero).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// The remembered winner for `key`, unless it has expired.

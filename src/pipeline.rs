@@ -27,7 +27,8 @@ use crate::target::Target;
 struct Addresses<'a> {
     addrs: Cow<'a, [SocketAddr]>,
     later: Option<Later<'a>>,
-    /// The memory's key, for names the resolver answered (never for overrides or literals).
+    /// The memory's key, for names the resolver answered while the memory is enabled (never for
+    /// overrides or literals).
     key: Option<HostKey>,
     /// The remembered winner, when the resolver returned it again (it is then first).
     remembered: Option<Recalled>,
@@ -259,9 +260,13 @@ async fn addresses<'a>(
             }
             None => {
                 // The resolver's answers are filtered by family and policy as they come.
-                let key = HostKey::new(name, port);
                 let mut gathered = resolve(settings, target, name, port, limits).await?;
-                let recalled = settings.memory.recall(&key);
+                // A disabled memory is not even locked.
+                let key = settings
+                    .memory
+                    .is_enabled()
+                    .then(|| HostKey::new(name, port));
+                let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
                 found.remembered =
                     recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
                 if let Some(later) = &mut gathered.later {
@@ -269,7 +274,7 @@ async fn addresses<'a>(
                 }
                 found.addrs = Cow::Owned(gathered.addrs);
                 found.later = gathered.later;
-                found.key = Some(key);
+                found.key = key;
                 return Ok(found);
             }
         },
