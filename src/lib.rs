@@ -54,6 +54,7 @@ mod host;
 #[cfg(feature = "hyper")]
 mod hyper;
 mod limits;
+mod lookups;
 mod pipeline;
 mod policy;
 mod race;
