@@ -4,13 +4,14 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::expiring::ExpiringMap;
 use crate::host::canonical_name;
+use crate::sync::lock;
 
 /// How many recent connect times the connector-wide estimate looks at.
 const WINDOW: usize = 32;
@@ -41,13 +42,6 @@ impl HostKey {
         };
         Self { name, port }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update is one call on a consistent value, so a holder that panicked left it usable.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A remembered winner and when it was stored.

@@ -65,6 +65,7 @@ mod resolve;
 mod rfc6724;
 mod running;
 mod socket;
+mod sync;
 mod system;
 mod target;
 

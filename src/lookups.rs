@@ -12,6 +12,8 @@ use std::task::{Context, Poll, Waker, ready};
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
+use crate::sync::lock;
+
 /// What a lookup's waiters share: `io::Error` is not `Clone`, so the error is shared by `Arc`.
 type SharedAnswer = Result<Arc<[SocketAddr]>, Arc<io::Error>>;
 
@@ -62,7 +64,7 @@ impl Lookups {
     /// The flight of `host` not yet answered, or a new one, started at once if a slot is free.
     fn join(&self, host: &str) -> Arc<Flight> {
         let flight = {
-            let mut in_flight = self.lock();
+            let mut in_flight = lock(&self.in_flight);
             let in_flight = &mut *in_flight;
             // The table's key and the flight share one copy of the name, hashed once.
             let host: Arc<str> = host.into();
@@ -89,10 +91,6 @@ impl Lookups {
             self.start(&flight, slot);
         }
         flight
-    }
-
-    fn lock(&self) -> MutexGuard<'_, InFlight> {
-        lock(&self.in_flight)
     }
 
     /// Runs `flight`'s blocking call with `slot`, unless another waiter has started it; the
@@ -263,12 +261,6 @@ impl Future for Waiting<'_> {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A waiter's own copy of a shared error.
