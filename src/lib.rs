@@ -79,7 +79,7 @@ pub use hickory::HickoryResolver;
 pub use hyper::{Connecting, HyperConnector};
 pub use policy::{AddressPolicy, is_public};
 #[cfg(feature = "reqwest")]
-pub use reqwest_dns::ReqwestResolver;
+pub use reqwest_dns::{ReqwestGuard, ReqwestGuardService, ReqwestResolver};
 pub use resolve::{IpFamilies, Resolve, Resolving};
 pub use socket::Keepalive;
 pub use system::SystemResolver;

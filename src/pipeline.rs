@@ -178,17 +178,39 @@ where
     settle(settings, target, outcome, log, memory)
 }
 
-/// The addresses a connect to `target` would dial, in order: overrides, resolution, family
-/// filter and address policy, within the resolve and overall timeouts and the tokens. For
-/// connectors of other libraries that dial by themselves.
+/// Every address a connect to `target` could dial, in order: overrides, resolution (every
+/// answer that comes within the resolve and overall timeouts, not only the first), family
+/// filter and address policy. For connectors of other libraries that dial by themselves.
 #[cfg(feature = "reqwest")]
-pub(crate) async fn lookup(
+pub(crate) async fn lookup_all(
     settings: &Settings,
     target: &Target,
 ) -> Result<Vec<SocketAddr>, ConnectError> {
     let limits = Limits::starting_now(settings, None);
     let found = addresses(settings, target, limits).await?;
-    Ok(found.addrs.into_owned())
+    let mut addrs = found.addrs.into_owned();
+    if let Some(mut later) = found.later {
+        let until = later.until;
+        let rest = async {
+            while let Some(added) = std::future::poll_fn(|cx| later.poll_answer(cx)).await {
+                addrs.extend(added);
+            }
+        };
+        match until {
+            Some(until) => drop(tokio::time::timeout_at(until, rest).await),
+            None => rest.await,
+        }
+    }
+    Ok(addrs)
+}
+
+/// Whether a connect could dial `target`'s own addresses (a literal or a list): the family
+/// filter, then the address policy.
+#[cfg(feature = "reqwest")]
+pub(crate) fn admit_literal(settings: &Settings, target: &Target) -> Result<(), ConnectError> {
+    let mut listed = target.addrs().to_vec();
+    dedup_and_filter(&mut listed, settings.families);
+    admit(settings, target, Cow::Owned(listed)).map(drop)
 }
 
 fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
@@ -285,18 +307,27 @@ async fn addresses<'a>(
             found.addrs = Cow::Owned(listed);
         }
     }
-    if found.addrs.is_empty() {
+    found.addrs = admit(settings, target, found.addrs)?;
+    Ok(found)
+}
+
+/// What of `addrs` (already filtered by family) the address policy allows; an error when
+/// nothing is left.
+fn admit<'a>(
+    settings: &Settings,
+    target: &Target,
+    addrs: Cow<'a, [SocketAddr]>,
+) -> Result<Cow<'a, [SocketAddr]>, ConnectError> {
+    if addrs.is_empty() {
         return Err(ConnectError::NoAddresses {
             host: target.to_string(),
         });
     }
     if settings.policy.allows_all() {
-        return Ok(found);
+        return Ok(addrs);
     }
-    let (allowed, refused): (Vec<_>, Vec<_>) = found
-        .addrs
-        .iter()
-        .partition(|addr| settings.policy.allows(addr));
+    let (allowed, refused): (Vec<_>, Vec<_>) =
+        addrs.iter().partition(|addr| settings.policy.allows(addr));
     if allowed.is_empty() {
         return Err(ConnectError::Denied {
             host: target.to_string(),
@@ -306,8 +337,7 @@ async fn addresses<'a>(
     if !refused.is_empty() {
         tracing::debug!(?refused, "addresses denied by the address policy");
     }
-    found.addrs = Cow::Owned(allowed);
-    Ok(found)
+    Ok(Cow::Owned(allowed))
 }
 
 /// Asks the resolver for `name`, in parts, within the resolve and overall timeouts: the first

@@ -1,23 +1,35 @@
-//! A resolver for reqwest (feature `reqwest`).
+//! reqwest (feature `reqwest`): a resolver that answers through a connector, and a connector
+//! layer that judges every destination before reqwest dials it.
 
-use std::net::SocketAddr;
+use std::error::Error as StdError;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::Either;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::connector::Connector;
+use crate::connector::{Connector, Settings};
+use crate::error::ConnectError;
 use crate::pipeline;
-use crate::target::Target;
+use crate::target::{Target, TargetError};
 
 /// A [`reqwest::dns::Resolve`] that answers through a [`Connector`]'s resolver, overrides,
 /// family filter and [address policy](crate::AddressPolicy), so that a reqwest client gets the
-/// same answers, and the same SSRF guard, as the connector.
+/// same answers as the connector: every address of every family that answers within the
+/// connector's resolve bounds.
 ///
 /// reqwest still dials with its own connector: the connector's race, attempt delay, socket
 /// options and winner memory do not apply, only what decides the addresses. reqwest does not
-/// tell a resolver the port, so [`resolve_override`](Connector::resolve_override)s made for one
-/// port do not apply (those for any port do), and a custom policy sees port 0. A refused or
-/// failed lookup fails the request with the [`ConnectError`](crate::ConnectError) as its cause.
+/// tell a resolver the port, so names are resolved as port 0: a custom policy sees port 0,
+/// [`resolve_override`](Connector::resolve_override)s made for one port do not apply (those for
+/// any port do), and messages name the host alone. A refused or failed lookup fails the request
+/// with the [`ConnectError`] as its cause.
+///
+/// **reqwest never asks a resolver about an IP literal** (`http://127.0.0.1/`, and the forms
+/// the URL parser turns into one, such as `http://2130706433/`), so a resolver alone is no SSRF
+/// guard. [`install`](Self::install) sets this resolver and the [`ReqwestGuard`] layer that
+/// judges literals too; use it rather than `dns_resolver` alone.
 ///
 /// # Examples
 ///
@@ -25,8 +37,9 @@ use crate::target::Target;
 /// use connect_any::{AddressPolicy, Connector, ReqwestResolver};
 ///
 /// let connector = Connector::new().address_policy(AddressPolicy::deny_non_public());
-/// let client = reqwest::Client::builder()
-///     .dns_resolver(ReqwestResolver::new(connector).into_arc())
+/// let client = ReqwestResolver::new(connector)
+///     .install(reqwest::Client::builder())
+///     .no_proxy()
 ///     .build()
 ///     .unwrap();
 /// # drop(client);
@@ -38,26 +51,160 @@ pub struct ReqwestResolver {
 
 impl ReqwestResolver {
     /// Answers with `connector`'s settings.
+    #[must_use]
     pub fn new(connector: Connector) -> Self {
         Self { connector }
     }
 
     /// This resolver in the `Arc` that `reqwest::ClientBuilder::dns_resolver` takes.
+    #[must_use]
     pub fn into_arc(self) -> Arc<Self> {
         Arc::new(self)
+    }
+
+    /// The [`ReqwestGuard`] of the same connector, for `ClientBuilder::connector_layer`.
+    #[must_use]
+    pub fn guard(&self) -> ReqwestGuard {
+        ReqwestGuard {
+            settings: self.connector.settings().clone(),
+        }
+    }
+
+    /// Sets this resolver (`dns_resolver`) and its [`guard`](Self::guard) (`connector_layer`)
+    /// on `builder`: names are answered through the connector, and every destination,
+    /// literals and redirect targets included, is judged by its policy before it is dialed.
+    ///
+    /// With a proxy, only the proxy's own address and literal destinations are judged: the
+    /// proxy resolves named destinations itself. Add `.no_proxy()` where the policy must hold
+    /// for every name.
+    pub fn install(self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        let guard = self.guard();
+        builder.dns_resolver(self.into_arc()).connector_layer(guard)
     }
 }
 
 impl Resolve for ReqwestResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let settings = self.connector.settings().clone();
-        // Any port will do: reqwest sets its own on every address returned.
-        let target = Target::from_host_port(name.as_str(), 1);
+        let target = Target::from_name_for_any_port(name.as_str());
         Box::pin(async move {
-            let target = target.map_err(crate::ConnectError::from)?;
-            let addrs = pipeline::lookup(&settings, &target).await?;
-            let addrs = addrs.into_iter().map(|a| SocketAddr::new(a.ip(), 0));
-            Ok(Box::new(addrs.collect::<Vec<_>>().into_iter()) as Addrs)
+            let target = target.map_err(ConnectError::from)?;
+            let mut addrs = pipeline::lookup_all(&settings, &target).await?;
+            // reqwest dials the request's port on an address of port 0; an override's own
+            // port is not that.
+            addrs.iter_mut().for_each(|addr| addr.set_port(0));
+            Ok(Box::new(addrs.into_iter()) as Addrs)
         })
+    }
+}
+
+/// A `tower` layer for `reqwest::ClientBuilder::connector_layer` that judges each connection's
+/// destination by a [`Connector`]'s family filter and [address policy](crate::AddressPolicy)
+/// before reqwest dials it: an IP literal that the policy refuses fails the request with
+/// [`ConnectError::Denied`], and so does any URL whose host connect-any cannot read. Named
+/// destinations pass on to reqwest, which resolves them through its resolver (a
+/// [`ReqwestResolver`] judges them there). Every connection goes through the layer, so a
+/// redirect to a refused literal is refused too.
+///
+/// Obtain one with [`ReqwestResolver::guard`], or let [`ReqwestResolver::install`] set both.
+#[derive(Clone, Debug)]
+pub struct ReqwestGuard {
+    settings: Arc<Settings>,
+}
+
+impl<S> tower_layer::Layer<S> for ReqwestGuard {
+    type Service = ReqwestGuardService<S>;
+
+    fn layer(&self, inner: S) -> ReqwestGuardService<S> {
+        ReqwestGuardService {
+            inner,
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+/// reqwest's connector behind a [`ReqwestGuard`].
+#[derive(Clone, Debug)]
+pub struct ReqwestGuardService<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+impl<S, R> tower_service::Service<R> for ReqwestGuardService<S>
+where
+    S: tower_service::Service<R, Error = BoxError>,
+    R: std::fmt::Debug,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Either<std::future::Ready<Result<S::Response, BoxError>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let verdict = destination(&request)
+            .map_err(ConnectError::from)
+            .and_then(|target| judge(&self.settings, &target));
+        match verdict {
+            Ok(()) => Either::Right(self.inner.call(request)),
+            Err(refused) => Either::Left(std::future::ready(Err(refused.into()))),
+        }
+    }
+}
+
+/// The destination of reqwest's connector request. reqwest hands the layer a sealed type that
+/// offers nothing but `Debug` (`Unnameable(http://host:port/)`), so the URI is read from that;
+/// anything that does not read as one is refused rather than let through unjudged.
+fn destination(request: &impl std::fmt::Debug) -> Result<Target, TargetError> {
+    let printed = format!("{request:?}");
+    let uri = printed
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .and_then(|inside| inside.parse::<http::Uri>().ok())
+        .ok_or(TargetError::EmptyHost)?;
+    let host = uri.host().ok_or(TargetError::EmptyHost)?;
+    let port = match (uri.port_u16(), uri.scheme_str()) {
+        (Some(port), _) => port,
+        (None, Some(scheme)) if scheme.eq_ignore_ascii_case("https") => 443,
+        (None, _) => 80,
+    };
+    Target::from_host_port(host, port)
+}
+
+/// Refuses a literal destination that the family filter or the policy refuses; names pass.
+fn judge(settings: &Settings, target: &Target) -> Result<(), ConnectError> {
+    if target.host().is_some() {
+        return Ok(());
+    }
+    pipeline::admit_literal(settings, target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// reqwest's sealed request, as it prints.
+    #[derive(Debug)]
+    struct Unnameable(#[allow(dead_code)] http::Uri);
+
+    #[test]
+    fn destinations_are_read_from_the_sealed_request() {
+        let read = |uri: &str| match uri.parse() {
+            Ok(uri) => destination(&Unnameable(uri)),
+            Err(_) => destination(&uri),
+        };
+        let literal = read("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(literal.addrs(), ["127.0.0.1:8080".parse().unwrap()]);
+        let v6 = read("https://[::ffff:127.0.0.1]/").unwrap();
+        assert_eq!(v6.addrs(), ["[::ffff:127.0.0.1]:443".parse().unwrap()]);
+        let name = read("http://example.test/").unwrap();
+        assert_eq!(name.host(), Some("example.test"));
+        assert_eq!(name.port(), Some(80));
+        assert!(read("not a uri").is_err(), "unreadable: refused");
+        assert!(destination(&"no parenthesis").is_err());
     }
 }

@@ -107,7 +107,8 @@ impl Overrides {
     }
 
     /// The overriding addresses for `host` and `port`, an exact port before "any port"; an
-    /// address given with port 0 takes `port`.
+    /// address given with port 0 takes `port`. Port 0 (a lookup for a caller that sets the
+    /// port itself) matches only "any port" overrides.
     pub(crate) fn find(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
         if self.0.is_empty() {
             return None;
@@ -115,7 +116,8 @@ impl Overrides {
         let host = canonical_name(host);
         let matching =
             |wanted: Option<u16>| self.0.iter().find(|o| o.port == wanted && *o.host == *host);
-        let found = matching(Some(port)).or_else(|| matching(None))?;
+        let exact = (port != 0).then(|| matching(Some(port))).flatten();
+        let found = exact.or_else(|| matching(None))?;
         let with_port = |addr: &SocketAddr| match addr.port() {
             0 => SocketAddr::new(addr.ip(), port),
             _ => *addr,

@@ -65,10 +65,22 @@ impl Target {
     ///
     /// A [`TargetError`] for a malformed host or port 0.
     pub fn from_host_port(host: &str, port: u16) -> Result<Self, TargetError> {
-        check_common(host)?;
         if port == 0 {
+            check_common(host)?;
             return Err(TargetError::InvalidPort);
         }
+        Self::from_host_with_port(host, port)
+    }
+
+    /// A host for a caller that sets the port itself on every address (reqwest's resolver):
+    /// port 0, which a target otherwise refuses.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn from_name_for_any_port(host: &str) -> Result<Self, TargetError> {
+        Self::from_host_with_port(host, 0)
+    }
+
+    fn from_host_with_port(host: &str, port: u16) -> Result<Self, TargetError> {
+        check_common(host)?;
         let bare = match host.strip_prefix('[') {
             Some(rest) => rest
                 .strip_suffix(']')
@@ -152,6 +164,17 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
+            // Port 0: a name resolved for a caller that sets the port itself.
+            Kind::Name {
+                name,
+                port: 0,
+                given: None,
+            } => write!(f, "{name}"),
+            Kind::Name {
+                name,
+                port: 0,
+                given: Some(given),
+            } => write!(f, "{given} ({name})"),
             Kind::Name {
                 name,
                 port,

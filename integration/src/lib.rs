@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -84,11 +85,45 @@ async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
 
 /// An HTTP/1 server on `ip` (port chosen by the system) answering every request with 200.
 pub async fn http_server(ip: &str) -> SocketAddr {
+    counted_http_server(ip).await.0
+}
+
+/// [`http_server`], and the number of connections it has accepted.
+pub async fn counted_http_server(ip: &str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(TokioIo::new(stream)));
+        }
+    });
+    (addr, accepted)
+}
+
+/// An HTTP/1 server on `ip` that answers every request with a 302 to `location`.
+pub async fn redirecting_server(ip: &str, location: String) -> SocketAddr {
     let listener = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(TokioIo::new(stream)));
+            let location = location.clone();
+            let redirect = move |_: Request<Incoming>| {
+                let response = Response::builder()
+                    .status(302)
+                    .header("location", location.clone())
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                async move { Ok::<_, Infallible>(response) }
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(redirect);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
         }
     });
     addr
