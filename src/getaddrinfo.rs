@@ -63,11 +63,12 @@ unsafe fn socket_addr(addr: *const libc::sockaddr, len: libc::socklen_t) -> Opti
             libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
                 let v6 = addr.cast::<libc::sockaddr_in6>().read_unaligned();
                 let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
-                let flowinfo = u32::from_be(v6.sin6_flowinfo);
+                // The standard library keeps `sin6_flowinfo` as it is in the structure, and
+                // writes it back the same way when it connects, so no byte swap here.
                 Some(SocketAddr::V6(SocketAddrV6::new(
                     ip,
                     0,
-                    flowinfo,
+                    v6.sin6_flowinfo,
                     v6.sin6_scope_id,
                 )))
             }
@@ -136,6 +137,29 @@ mod tests {
                 .all(|a| a.ip().is_loopback() && a.port() == 0)
         );
         assert!(!localhost.is_empty());
+    }
+
+    /// A link-local answer (mDNS, `/etc/hosts`) keeps its zone, and the flow info is kept as
+    /// the standard library keeps it, so that the address dialed is the one answered.
+    #[test]
+    fn ipv6_scope_and_flow_info_are_kept_as_the_standard_library_keeps_them() {
+        let wanted: std::net::SocketAddrV6 = "[fe80::1%7]:0".parse().unwrap();
+        let wanted = std::net::SocketAddrV6::new(*wanted.ip(), 0, 0x0001_2345, 7);
+        // SAFETY: all-zero is a valid sockaddr_in6.
+        let mut raw: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        raw.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        raw.sin6_addr.s6_addr = wanted.ip().octets();
+        raw.sin6_flowinfo = wanted.flowinfo();
+        raw.sin6_scope_id = wanted.scope_id();
+        let len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        // SAFETY: `raw` is a sockaddr_in6 of `len` bytes.
+        let read = unsafe { socket_addr((&raw const raw).cast(), len) };
+        assert_eq!(read, Some(SocketAddr::V6(wanted)));
+        // And the standard library's own conversion agrees, through a socket it binds.
+        let bound = socket2::SockAddr::from(SocketAddr::V6(wanted));
+        // SAFETY: a SockAddr holds a valid socket address of `len()` bytes.
+        let through_std = unsafe { socket_addr(bound.as_ptr().cast(), bound.len()) };
+        assert_eq!(through_std, Some(SocketAddr::V6(wanted)));
     }
 
     #[test]

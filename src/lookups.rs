@@ -53,9 +53,14 @@ impl Lookups {
             acquiring: None,
         };
         match waiting.await {
+            // `set_port` keeps an IPv6 address's scope id and flow info.
             Ok(addrs) => Ok(addrs
                 .iter()
-                .map(|addr| SocketAddr::new(addr.ip(), port))
+                .map(|addr| {
+                    let mut addr = *addr;
+                    addr.set_port(port);
+                    addr
+                })
                 .collect()),
             Err(error) => Err(copy(&error)),
         }
@@ -452,6 +457,23 @@ mod tests {
             entries <= 64,
             "{entries} entries after 1,000 answered lookups"
         );
+    }
+
+    fn link_local(_host: &str) -> io::Result<Vec<SocketAddr>> {
+        Ok(vec!["[fe80::1%3]:0".parse().unwrap()])
+    }
+
+    /// `getaddrinfo` answers a zone for link-local names (mDNS, `/etc/hosts`); Linux refuses
+    /// to dial `fe80::1` without one.
+    #[tokio::test]
+    async fn the_ipv6_zone_survives_the_port() {
+        let lookups = Lookups::new(1, link_local);
+        let addrs = lookups.lookup("printer.local", 631).await.unwrap();
+        assert_eq!(addrs, ["[fe80::1%3]:631".parse::<SocketAddr>().unwrap()]);
+        let SocketAddr::V6(v6) = addrs[0] else {
+            unreachable!()
+        };
+        assert_eq!(v6.scope_id(), 3);
     }
 
     #[test]

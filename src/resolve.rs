@@ -118,9 +118,12 @@ impl Overrides {
             |wanted: Option<u16>| self.0.iter().find(|o| o.port == wanted && *o.host == *host);
         let exact = (port != 0).then(|| matching(Some(port))).flatten();
         let found = exact.or_else(|| matching(None))?;
-        let with_port = |addr: &SocketAddr| match addr.port() {
-            0 => SocketAddr::new(addr.ip(), port),
-            _ => *addr,
+        let with_port = |addr: &SocketAddr| {
+            let mut addr = *addr;
+            if addr.port() == 0 {
+                addr.set_port(port);
+            }
+            addr
         };
         Some(found.addrs.iter().map(with_port).collect())
     }
