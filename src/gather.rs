@@ -1,6 +1,7 @@
 //! The first phase of a name's resolution: reading answers until the race may start, and
 //! the answers still to come once it has.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 use crate::answers::{Answer, Answering, Family, Heard, Next};
 use crate::limits::{Cancel, Timer, deadline_after, earliest, is_past};
 use crate::policy::AddressPolicy;
-use crate::resolve::IpFamilies;
+use crate::resolve::{IpFamilies, keep_new};
 
 /// What may be dialed of a resolver's answer: the connector's families, then its policy.
 #[derive(Clone, Copy, Debug)]
@@ -135,7 +136,7 @@ pub(crate) async fn gather<'a>(
     let later = more_to_come.then(|| Later {
         answers,
         until,
-        seen: addrs.clone(),
+        seen: addrs.iter().copied().collect(),
         admission,
         remembered: None,
     });
@@ -157,21 +158,13 @@ impl Admission<'_> {
             0 => *addrs = list,
             _ => addrs.extend(list),
         }
-        let mut kept = start;
-        for i in start..addrs.len() {
-            let addr = addrs[i];
-            if !self.families.allows(&addr) || addrs[..kept].contains(&addr) {
-                continue;
+        keep_new(addrs, start, |addr| {
+            let allowed = self.families.allows(addr) && self.policy.allows(addr);
+            if !allowed && self.families.allows(addr) {
+                refused.push(*addr);
             }
-            match self.policy.allows(&addr) {
-                true => {
-                    addrs[kept] = addr;
-                    kept += 1;
-                }
-                false => refused.push(addr),
-            }
-        }
-        addrs.truncate(kept);
+            allowed
+        });
     }
 }
 
@@ -181,7 +174,7 @@ pub(crate) struct Later<'a> {
     /// When to stop waiting for them: the resolve timeout.
     pub(crate) until: Option<Instant>,
     /// Every address admitted so far, so that none is dialed twice.
-    seen: Vec<SocketAddr>,
+    seen: HashSet<SocketAddr>,
     admission: Admission<'a>,
     /// The remembered winner, to go first when its answer arrives.
     pub(crate) remembered: Option<SocketAddr>,
@@ -210,8 +203,7 @@ impl Later<'_> {
         if let Ok(list) = answer.addrs {
             self.admission.admit(list, &mut added, &mut refused);
         }
-        added.retain(|addr| !self.seen.contains(addr));
-        self.seen.extend(&added);
+        added.retain(|addr| self.seen.insert(*addr));
         Poll::Ready(Some(added))
     }
 }

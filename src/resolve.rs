@@ -135,15 +135,30 @@ const SCAN_LIMIT: usize = 16;
 /// Drops repeated addresses and those of a family not allowed, keeping the first occurrence's
 /// place.
 pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies) {
+    keep_new(addrs, 0, |addr| families.allows(addr));
+}
+
+/// Keeps, of `addrs[start..]`, each address not seen before it (in `addrs[..start]` or earlier
+/// in the tail) for which `keep` says yes, in order; `keep` is asked once per new address.
+/// Linear for long lists (a hash set), a scan for short ones, where that is faster.
+pub(crate) fn keep_new(
+    addrs: &mut Vec<SocketAddr>,
+    start: usize,
+    mut keep: impl FnMut(&SocketAddr) -> bool,
+) {
     if addrs.len() > SCAN_LIMIT {
-        let mut seen = HashSet::with_capacity(addrs.len());
-        addrs.retain(|addr| families.allows(addr) && seen.insert(*addr));
+        let mut seen: HashSet<SocketAddr> = addrs[..start].iter().copied().collect();
+        let mut index = 0;
+        addrs.retain(|addr| {
+            index += 1;
+            index <= start || (seen.insert(*addr) && keep(addr))
+        });
         return;
     }
-    let mut kept = 0;
-    for i in 0..addrs.len() {
+    let mut kept = start;
+    for i in start..addrs.len() {
         let addr = addrs[i];
-        if families.allows(&addr) && !addrs[..kept].contains(&addr) {
+        if !addrs[..kept].contains(&addr) && keep(&addr) {
             addrs[kept] = addr;
             kept += 1;
         }

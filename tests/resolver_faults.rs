@@ -163,3 +163,35 @@ async fn ip_literals_and_lists_never_reach_the_resolver() {
         .unwrap_err();
     assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
 }
+
+/// A resolver that floods the connector with 40,000 distinct addresses, half of them repeated:
+/// admitting them is linear, so the first attempt starts at once rather than after seconds of
+/// pairwise comparisons.
+#[tokio::test]
+async fn a_flood_of_addresses_is_admitted_in_linear_time() {
+    let distinct: Vec<_> = (0..40_000u32)
+        .map(|n| std::net::SocketAddr::from(([127, 1, (n >> 8) as u8, n as u8], 1)))
+        .collect();
+    let flood: Vec<_> = distinct
+        .iter()
+        .chain(&distinct[..20_000])
+        .copied()
+        .collect();
+    let connector = Connector::new().resolver(FixedResolver::new("flood.test", &flood));
+    let began = std::time::Instant::now();
+    let mut first = None;
+    let mut dialed = Vec::new();
+    connector
+        .connect_with("flood.test:1", |addr| {
+            first.get_or_insert_with(std::time::Instant::now);
+            dialed.push(addr);
+            async { Ok(()) }
+        })
+        .await
+        .unwrap();
+    let took = first.unwrap() - began;
+    println!("40,000 addresses: first attempt after {took:?}");
+    assert_eq!(dialed, [distinct[0]]);
+    // Quadratic admission took over 10 s here in a debug build; linear takes milliseconds.
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+}
