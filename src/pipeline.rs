@@ -32,6 +32,9 @@ struct Addresses<'a> {
     key: Option<HostKey>,
     /// The remembered winner, when the resolver returned it again (it is then first).
     remembered: Option<Recalled>,
+    /// The remembered winner whether or not the first answer returned it: a late answer may
+    /// bring it, and it is forgotten the moment it fails.
+    recalled: Option<SocketAddr>,
 }
 
 /// When one connect began and what ends it early.
@@ -162,8 +165,8 @@ where
     let found = addresses(settings, target, limits).await?;
     let mut log = Log::new(limits.began);
     let key = found.key.as_ref();
-    if let (Some(key), Some(recalled)) = (key, found.remembered) {
-        log.forget_on_failure(&settings.memory, key, recalled.addr);
+    if let (Some(key), Some(recalled)) = (key, found.recalled) {
+        log.forget_on_failure(&settings.memory, key, recalled);
     }
     let pace = pace(settings, limits);
     let outcome = race(
@@ -273,6 +276,7 @@ async fn addresses<'a>(
         later: None,
         key: None,
         remembered: None,
+        recalled: None,
     };
     match (target.name_and_port(), target.addrs()) {
         (Some((name, port)), _) => match settings.overrides.find(name, port) {
@@ -291,8 +295,9 @@ async fn addresses<'a>(
                 let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
                 found.remembered =
                     recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
+                found.recalled = recalled.map(|recalled| recalled.addr);
                 if let Some(later) = &mut gathered.later {
-                    later.remembered = recalled.map(|recalled| recalled.addr);
+                    later.remembered = found.recalled;
                 }
                 found.addrs = Cow::Owned(gathered.addrs);
                 found.later = gathered.later;
