@@ -377,8 +377,8 @@ async fn a_remembered_winner_from_a_late_answer_is_forgotten_when_it_fails() {
         .await
         .unwrap_err();
     assert_eq!(fails.starts(), [(v6(1), ms(0)), (v4(1), ms(20))]);
-    // Connect 3: both at once; without the memory, IPv6 goes first.
-    resolver.answer(&[(0, Part::V6(vec![v6(1)])), (0, Part::V4(vec![v4(1)]))]);
+    // Connect 3: both in the first answer; without the memory, IPv6 goes first.
+    resolver.answer(&[(0, Part::V4(vec![v4(1)])), (0, Part::V6(vec![v6(1)]))]);
     let third = Script::new(&[(v6(1), Step::Connect(ms(1)))]);
     connector
         .connect_with("late.test:1", third.dialer())
