@@ -14,8 +14,10 @@ use crate::connector::Connector;
 /// TCP keepalive: `SO_KEEPALIVE` on, and the probe timings this sets (the system's for the
 /// others).
 ///
-/// Each timing is a `setsockopt(2)` at level `IPPROTO_TCP`; the system rounds them to whole
-/// seconds. Where a platform lacks one, setting it fails that platform's attempts rather than
+/// Each timing is a `setsockopt(2)` at level `IPPROTO_TCP`, in whole seconds. Every value is
+/// brought into the range Linux accepts, so that no setting fails an attempt as if the
+/// destination had: durations to 1 s ..= 32,767 s (a fraction of a second rounds up, and
+/// `Duration::MAX` is 32,767 s), retries to 1 ..= 127. Where a platform lacks one, setting it fails that platform's attempts rather than
 /// being silently dropped: `retries` (`TCP_KEEPCNT`) and `interval` (`TCP_KEEPINTVL`) exist on
 /// Linux, Android, the BSDs, Apple platforms, illumos and Windows, not on OpenBSD.
 ///
@@ -73,16 +75,33 @@ impl Keepalive {
         }
         let mut params = TcpKeepalive::new();
         if let Some(idle) = self.idle {
-            params = params.with_time(idle);
+            params = params.with_time(keepalive_seconds(idle));
         }
         if let Some(interval) = self.interval {
-            params = params.with_interval(interval);
+            params = params.with_interval(keepalive_seconds(interval));
         }
         if let Some(retries) = self.retries {
-            params = params.with_retries(retries);
+            params = params.with_retries(retries.clamp(1, MAX_KEEPALIVE_RETRIES));
         }
         socket.set_tcp_keepalive(&params)
     }
+}
+
+/// Linux's `MAX_TCP_KEEPIDLE` and `MAX_TCP_KEEPINTVL`, in seconds.
+const MAX_KEEPALIVE_SECONDS: u64 = 32_767;
+/// Linux's `MAX_TCP_KEEPCNT`.
+const MAX_KEEPALIVE_RETRIES: u32 = 127;
+/// `TCP_USER_TIMEOUT` is a C `int` of milliseconds; the kernel refuses a negative one.
+#[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+const MAX_USER_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// A keepalive timing in whole seconds that the kernel accepts: a fraction rounds up, zero is
+/// one second, and anything beyond the kernel's limit is that limit.
+fn keepalive_seconds(duration: Duration) -> Duration {
+    let seconds = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0));
+    Duration::from_secs(seconds.clamp(1, MAX_KEEPALIVE_SECONDS))
 }
 
 /// Called with each attempt's socket and destination just before `connect`.
@@ -166,6 +185,7 @@ impl SocketOptions {
         #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
         {
             if let Some(timeout) = self.tcp_user_timeout {
+                let timeout = timeout.min(MAX_USER_TIMEOUT);
                 SockRef::from(&socket).set_tcp_user_timeout(Some(timeout))?;
             }
             if let Some(device) = &self.device {
@@ -232,7 +252,9 @@ impl Connector {
     /// How long data sent may stay unacknowledged before the connection is dropped:
     /// `setsockopt(IPPROTO_TCP, TCP_USER_TIMEOUT)` in milliseconds (Linux, Android, Fuchsia).
     /// It bounds how long a write to a dead peer can hang, which keepalive does not while data
-    /// is queued. Default is `None`: the system's (retransmissions for about 15 minutes).
+    /// is queued. A timeout longer than the kernel takes (an `int` of milliseconds, about 24.8
+    /// days; `Duration::MAX`, say) is lowered to that. Default is `None`: the system's
+    /// (retransmissions for about 15 minutes).
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
     pub fn tcp_user_timeout(self, timeout: Option<Duration>) -> Self {
         self.with(|s| s.socket.tcp_user_timeout = timeout)
@@ -332,6 +354,15 @@ mod tests {
             socket.local_addr().unwrap().ip(),
             Ipv4Addr::new(127, 0, 0, 1)
         );
+    }
+
+    #[test]
+    fn keepalive_timings_are_brought_into_the_kernels_range() {
+        let secs = Duration::from_secs;
+        assert_eq!(keepalive_seconds(Duration::MAX), secs(32_767));
+        assert_eq!(keepalive_seconds(Duration::ZERO), secs(1));
+        assert_eq!(keepalive_seconds(Duration::from_millis(1500)), secs(2));
+        assert_eq!(keepalive_seconds(secs(60)), secs(60));
     }
 
     #[tokio::test]

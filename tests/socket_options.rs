@@ -197,3 +197,33 @@ async fn many_connects_from_one_bound_address() {
     ports.dedup();
     assert_eq!(ports.len(), 200);
 }
+
+/// The longest durations a user can write, and counts out of range, are brought into what the
+/// kernel accepts: the connect succeeds, and the kernel holds its own limits.
+#[tokio::test]
+async fn extreme_keepalive_and_user_timeout_values_never_fail_the_attempt() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let extreme = Keepalive::new()
+        .idle(Duration::MAX)
+        .interval(Duration::ZERO)
+        .retries(u32::MAX);
+    let connector = Connector::new()
+        .keepalive(Some(extreme))
+        .tcp_user_timeout(Some(Duration::MAX));
+    let stream = connector.connect(addr).await.unwrap();
+    let socket = SockRef::from(&stream);
+    assert_eq!(
+        socket.tcp_keepalive_time().unwrap(),
+        Duration::from_secs(32_767)
+    );
+    assert_eq!(
+        socket.tcp_keepalive_interval().unwrap(),
+        Duration::from_secs(1)
+    );
+    assert_eq!(socket.tcp_keepalive_retries().unwrap(), 127);
+    assert_eq!(
+        socket.tcp_user_timeout().unwrap(),
+        Some(Duration::from_millis(i32::MAX as u64))
+    );
+}
