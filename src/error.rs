@@ -77,6 +77,18 @@ pub enum ConnectError {
         refused: Vec<SocketAddr>,
     },
 
+    /// The tokio runtime has no time driver (it was built without `enable_time` or
+    /// `enable_all`), and this connect may need a timer: nothing was resolved or dialed. A
+    /// connect to one IP literal with no timeout needs none, and works on such a runtime.
+    #[error(
+        "connect to {host} needs tokio's timers: build the runtime with enable_all() or enable_time()"
+    )]
+    #[non_exhaustive]
+    NoTimeDriver {
+        /// The target.
+        host: String,
+    },
+
     /// The connector's or the call's cancellation token was cancelled.
     #[error("connect to {host} cancelled{}", attempts.count())]
     #[non_exhaustive]
@@ -118,6 +130,7 @@ impl ConnectError {
             ConnectError::InvalidTarget(_)
             | ConnectError::Resolve { .. }
             | ConnectError::NoAddresses { .. }
+            | ConnectError::NoTimeDriver { .. }
             | ConnectError::Denied { .. } => &[],
         }
     }
@@ -128,6 +141,7 @@ impl ConnectError {
             ConnectError::InvalidTarget(_) => None,
             ConnectError::Resolve { host, .. }
             | ConnectError::NoAddresses { host }
+            | ConnectError::NoTimeDriver { host }
             | ConnectError::Denied { host, .. }
             | ConnectError::AllAttemptsFailed { host, .. }
             | ConnectError::TimedOut { host, .. }
@@ -138,7 +152,7 @@ impl ConnectError {
     /// The `io::ErrorKind` that fits this error, as used by `From<ConnectError> for io::Error`:
     /// `InvalidInput` for a bad target, the resolver's kind for a resolution failure,
     /// `NotFound` when no address is left, `PermissionDenied` when the address policy refused
-    /// them all, `TimedOut`, `Other` for a cancelled connect (not `Interrupted`, which callers
+    /// them all, `TimedOut`, `Unsupported` for a runtime without timers, `Other` for a cancelled connect (not `Interrupted`, which callers
     /// retry), and for failed attempts the kind of the [most relevant](Self::most_relevant) one.
     /// It is always one of the kinds stable Rust can name: never `Uncategorized`, which the
     /// standard library uses for some OS errors and every resolver failure.
@@ -150,6 +164,7 @@ impl ConnectError {
             ConnectError::Denied { .. } => ErrorKind::PermissionDenied,
             ConnectError::TimedOut { .. } => ErrorKind::TimedOut,
             ConnectError::Cancelled { .. } => ErrorKind::Other,
+            ConnectError::NoTimeDriver { .. } => ErrorKind::Unsupported,
             ConnectError::AllAttemptsFailed { attempts, .. } => attempts.kind(),
         }
     }

@@ -32,6 +32,36 @@ pub(crate) fn is_past(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|deadline| now >= deadline)
 }
 
+/// Whether the current tokio runtime has a time driver, asked once per runtime and thread.
+///
+/// tokio panics when a timer is made on a runtime built without `enable_time`, and whether a
+/// connect needs one depends on the data (a slow first address starts the stagger timer), so
+/// the connect asks up front instead. tokio offers no query for it: the probe makes a timer
+/// inside `catch_unwind`, which happens once per such runtime and thread, and on such a
+/// runtime only; tokio's panic message is printed then, by the panic hook.
+pub(crate) fn timers_available() -> bool {
+    use std::cell::Cell;
+    use tokio::runtime::{Handle, Id};
+
+    thread_local! {
+        static KNOWN: Cell<Option<(Id, bool)>> = const { Cell::new(None) };
+    }
+    let Ok(runtime) = Handle::try_current() else {
+        // Outside a runtime, tokio's own error for the socket says what is wrong.
+        return true;
+    };
+    let id = runtime.id();
+    if let Some((known, available)) = KNOWN.get() {
+        if known == id {
+            return available;
+        }
+    }
+    let probe = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+    let available = probe.is_ok();
+    KNOWN.set(Some((id, available)));
+    available
+}
+
 /// The cancellation tokens that apply to one connect: the connector's and the call's own.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Cancel<'a> {

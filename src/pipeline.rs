@@ -16,7 +16,9 @@ use crate::connector::{Settings, Strategy};
 use crate::error::{ConnectError, Stage};
 use crate::gather::{Admission, Gathered, Later, Unanswered, gather};
 use crate::history::{HostKey, Recalled};
-use crate::limits::{Bounded, Cancel, bounded, deadline_after, earliest, is_past};
+use crate::limits::{
+    Bounded, Cancel, bounded, deadline_after, earliest, is_past, timers_available,
+};
 use crate::race::{Log, Outcome, Pace, Won, race};
 use crate::resolve::{dedup_and_filter, interleave, promote};
 use crate::running::Dialing;
@@ -115,6 +117,10 @@ where
 {
     let limits = Limits::starting_now(settings, call_token);
     let began = limits.began;
+    let needs_timer = settings.timeout.is_some() || settings.attempt_timeout.is_some();
+    if needs_timer && !timers_available() {
+        return Err(no_time_driver(target));
+    }
     if limits.cancel.is_cancelled() {
         return settle(settings, target, Outcome::Cancelled, Log::new(began), None);
     }
@@ -161,6 +167,9 @@ where
     D: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<S>>,
 {
+    if !timers_available() {
+        return Err(no_time_driver(target));
+    }
     let limits = Limits::starting_now(settings, call_token);
     let found = addresses(settings, target, limits).await?;
     let mut log = Log::new(limits.began);
@@ -189,6 +198,9 @@ pub(crate) async fn lookup_all(
     settings: &Settings,
     target: &Target,
 ) -> Result<Vec<SocketAddr>, ConnectError> {
+    if !timers_available() {
+        return Err(no_time_driver(target));
+    }
     let limits = Limits::starting_now(settings, None);
     let found = addresses(settings, target, limits).await?;
     let mut addrs = found.addrs.into_owned();
@@ -214,6 +226,12 @@ pub(crate) fn admit_literal(settings: &Settings, target: &Target) -> Result<(), 
     let mut listed = target.addrs().to_vec();
     dedup_and_filter(&mut listed, settings.families);
     admit(settings, target, Cow::Owned(listed)).map(drop)
+}
+
+fn no_time_driver(target: &Target) -> ConnectError {
+    ConnectError::NoTimeDriver {
+        host: target.to_string(),
+    }
 }
 
 fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
