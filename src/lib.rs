@@ -42,6 +42,7 @@
 
 mod answers;
 mod attempts;
+mod blocking_pool;
 mod connector;
 mod error;
 mod expiring;

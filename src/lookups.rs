@@ -1,5 +1,5 @@
 //! Blocking lookups shared and bounded: one call per name at a time, a bounded number of
-//! calls in flight, and waiters woken by the call itself.
+//! calls in flight, a bounded harm from calls that hang, and waiters woken by the call itself.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -7,20 +7,35 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker, ready};
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
+use crate::blocking_pool;
 use crate::sync::lock;
 
 /// What a lookup's waiters share: `io::Error` is not `Clone`, so the error is shared by `Arc`.
 type SharedAnswer = Result<Arc<[SocketAddr]>, Arc<io::Error>>;
 
 /// The blocking lookups in flight, by name.
+///
+/// The policy, so that names whose lookups hang cannot starve the others:
+/// - one call per name at a time, names compared without regard to ASCII case;
+/// - at most `slots` calls that someone waits for run at once; a lookup waits for a free slot;
+/// - a running call whose every waiter has left (timed out, cancelled, dropped) gives its slot
+///   back, so that it no longer holds up other names, and runs on unwatched to its end; at
+///   most `abandoned` such calls at once, beyond which an abandoned call keeps its slot. So at
+///   most `slots + abandoned` threads block in lookups, and it takes more than `abandoned`
+///   hung names at once to hold up any other;
+/// - a waiter that leaves takes its waker with it, so that nothing of its task is kept.
 pub(crate) struct Lookups {
     in_flight: Mutex<InFlight>,
     slots: Arc<Semaphore>,
+    /// Running calls that gave their slot back, and how many may.
+    abandoned: Arc<AtomicUsize>,
+    max_abandoned: usize,
     /// The blocking lookup itself; tests substitute their own.
     blocking: fn(&str) -> io::Result<Vec<SocketAddr>>,
 }
@@ -33,10 +48,16 @@ struct InFlight {
 }
 
 impl Lookups {
-    pub(crate) fn new(slots: usize, blocking: fn(&str) -> io::Result<Vec<SocketAddr>>) -> Self {
+    pub(crate) fn new(
+        slots: usize,
+        max_abandoned: usize,
+        blocking: fn(&str) -> io::Result<Vec<SocketAddr>>,
+    ) -> Self {
         Self {
             in_flight: Mutex::default(),
             slots: Arc::new(Semaphore::new(slots)),
+            abandoned: Arc::default(),
+            max_abandoned,
             blocking,
         }
     }
@@ -49,7 +70,7 @@ impl Lookups {
         let waiting = Waiting {
             flight: self.join(host),
             lookups: self,
-            waker_place: None,
+            place: None,
             acquiring: None,
         };
         match waiting.await {
@@ -72,15 +93,18 @@ impl Lookups {
             let mut in_flight = lock(&self.in_flight);
             let in_flight = &mut *in_flight;
             // The table's key and the flight share one copy of the name, hashed once.
-            let host: Arc<str> = host.into();
-            let entry = in_flight.calls.entry(host.clone());
+            let key: Arc<str> = match host.bytes().any(|b| b.is_ascii_uppercase()) {
+                true => host.to_ascii_lowercase().into(),
+                false => host.into(),
+            };
+            let entry = in_flight.calls.entry(key.clone());
             if let Entry::Occupied(joined) = &entry {
                 if let Some(flight) = joined.get().upgrade().filter(|f| !f.is_answered()) {
                     return flight;
                 }
             }
             let flight = Arc::new(Flight {
-                host,
+                host: key,
                 state: Mutex::default(),
             });
             entry.insert_entry(Arc::downgrade(&flight));
@@ -99,7 +123,7 @@ impl Lookups {
     }
 
     /// Runs `flight`'s blocking call with `slot`, unless another waiter has started it; the
-    /// slot is held until the call returns, even if nobody is waiting any more.
+    /// slot is held until the call returns or its waiters all leave.
     fn start(&self, flight: &Arc<Flight>, slot: OwnedSemaphorePermit) {
         {
             let mut state = flight.lock();
@@ -107,20 +131,19 @@ impl Lookups {
                 return;
             }
             state.stage = Stage::Running;
+            state.slot = Some(slot);
             // Waiters queued for a slot of their own leave the queue.
             state.wakers.iter().for_each(Waker::wake_by_ref);
         }
         let call = Call {
             flight: flight.clone(),
-            _slot: slot,
+            abandoned: self.abandoned.clone(),
         };
         let blocking = self.blocking;
-        // Detached: the call answers its flight itself.
-        drop(tokio::task::spawn_blocking(move || {
+        blocking_pool::run(move || {
             let answer = blocking(&call.flight.host);
-            call.flight
-                .answer(|| answer.map(Into::into).map_err(Arc::new));
-        }));
+            call.answer(answer.map(Into::into).map_err(Arc::new));
+        });
     }
 }
 
@@ -134,44 +157,73 @@ struct Flight {
 struct FlightState {
     stage: Stage,
     wakers: Wakers,
+    /// The slot of a running call, until it returns or is abandoned.
+    slot: Option<OwnedSemaphorePermit>,
+    /// Whether the call gave its slot back and counts among the abandoned.
+    abandoned: bool,
 }
 
 /// The waiters' wakers, each in the place its waiter was given; the first is kept inline, as
-/// most flights have one waiter.
+/// most flights have one waiter. A waiter that leaves empties its place for the next.
 #[derive(Default)]
 struct Wakers {
     first: Option<Waker>,
-    more: Vec<Waker>,
+    more: Vec<Option<Waker>>,
+    free: Vec<usize>,
+    /// Waiters registered and not gone.
+    waiting: usize,
 }
 
 impl Wakers {
     /// Keeps `waker` in the waiter's `place`, giving it one on its first call.
     fn register(&mut self, place: &mut Option<usize>, waker: &Waker) {
-        let kept = match *place {
-            Some(0) => self.first.as_mut(),
-            Some(more) => self.more.get_mut(more - 1),
-            None => None,
-        };
-        if let Some(kept) = kept {
-            kept.clone_from(waker);
-        } else if self.first.is_none() {
+        match *place {
+            Some(0) => return keep(&mut self.first, waker),
+            Some(more) => return keep(&mut self.more[more - 1], waker),
+            None => {}
+        }
+        self.waiting += 1;
+        if self.first.is_none() {
             self.first = Some(waker.clone());
             *place = Some(0);
-        } else {
-            self.more.push(waker.clone());
-            *place = Some(self.more.len());
+            return;
+        }
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.more.push(None);
+            self.more.len() - 1
+        });
+        self.more[index] = Some(waker.clone());
+        *place = Some(index + 1);
+    }
+
+    /// Empties a leaving waiter's place.
+    fn leave(&mut self, place: usize) {
+        self.waiting -= 1;
+        match place {
+            0 => self.first = None,
+            more => {
+                self.more[more - 1] = None;
+                self.free.push(more - 1);
+            }
         }
     }
 
     fn iter(&self) -> impl Iterator<Item = &Waker> {
-        self.first.iter().chain(&self.more)
+        self.first.iter().chain(self.more.iter().flatten())
     }
 
     fn wake_all(self) {
         self.first
             .into_iter()
-            .chain(self.more)
+            .chain(self.more.into_iter().flatten())
             .for_each(Waker::wake);
+    }
+}
+
+fn keep(kept: &mut Option<Waker>, waker: &Waker) {
+    match kept {
+        Some(kept) => kept.clone_from(waker),
+        None => *kept = Some(waker.clone()),
     }
 }
 
@@ -192,44 +244,50 @@ impl Flight {
     fn is_answered(&self) -> bool {
         matches!(self.lock().stage, Stage::Answered(_))
     }
+}
 
-    /// Records the answer, if none was, and wakes every waiter.
-    fn answer(&self, answer: impl FnOnce() -> SharedAnswer) {
-        let wakers = {
-            let mut state = self.lock();
+/// A running call: it answers its flight even if it ends without a result (a panic, or no
+/// thread to run it), so that no waiter waits forever.
+struct Call {
+    flight: Arc<Flight>,
+    abandoned: Arc<AtomicUsize>,
+}
+
+impl Call {
+    /// Records the answer, if none was, frees the call's slot or its place among the abandoned,
+    /// and wakes every waiter.
+    fn answer(&self, answer: SharedAnswer) {
+        let (wakers, slot) = {
+            let mut state = self.flight.lock();
             if matches!(state.stage, Stage::Answered(_)) {
                 return;
             }
-            state.stage = Stage::Answered(answer());
-            std::mem::take(&mut state.wakers)
+            state.stage = Stage::Answered(answer);
+            if std::mem::take(&mut state.abandoned) {
+                self.abandoned.fetch_sub(1, Ordering::AcqRel);
+            }
+            (std::mem::take(&mut state.wakers), state.slot.take())
         };
+        drop(slot);
         wakers.wake_all();
     }
 }
 
-/// A running call: it answers its flight even if it ends without a result (a panic, or a
-/// runtime shutting down before it ran), so that no waiter waits forever.
-struct Call {
-    flight: Arc<Flight>,
-    _slot: OwnedSemaphorePermit,
-}
-
 impl Drop for Call {
     fn drop(&mut self) {
-        self.flight.answer(|| {
-            let ended = io::Error::other("the lookup ended without an answer");
-            Err(Arc::new(ended))
-        });
+        let ended = io::Error::other("the lookup ended without an answer");
+        self.answer(Err(Arc::new(ended)));
     }
 }
 
 /// One lookup waiting for its flight's answer; when no slot was free, it queues for one, and
 /// the first waiter to get one starts the call. A flight whose waiters all left before that
-/// makes no call.
+/// makes no call; one whose waiters all leave while it runs gives its slot back (see
+/// [`Lookups`]).
 struct Waiting<'a> {
     flight: Arc<Flight>,
     lookups: &'a Lookups,
-    waker_place: Option<usize>,
+    place: Option<usize>,
     acquiring: Option<Acquiring>,
 }
 
@@ -247,7 +305,7 @@ impl Future for Waiting<'_> {
                 if let Stage::Answered(answer) = &state.stage {
                     return Poll::Ready(answer.clone());
                 }
-                state.wakers.register(&mut this.waker_place, cx.waker());
+                state.wakers.register(&mut this.place, cx.waker());
                 if matches!(state.stage, Stage::Running) {
                     this.acquiring = None;
                     return Poll::Pending;
@@ -265,6 +323,45 @@ impl Future for Waiting<'_> {
                 Err(closed) => return Poll::Ready(Err(Arc::new(io::Error::other(closed)))),
             }
         }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    /// Takes this waiter's waker out of the flight; the last waiter of a running call gives
+    /// its slot back, within the budget for abandoned calls.
+    fn drop(&mut self) {
+        let Some(place) = self.place else {
+            return;
+        };
+        let slot = {
+            let mut state = self.flight.lock();
+            if matches!(state.stage, Stage::Answered(_)) {
+                // The answer took the wakers.
+                return;
+            }
+            state.wakers.leave(place);
+            let last_of_a_running_call =
+                state.wakers.waiting == 0 && matches!(state.stage, Stage::Running);
+            match last_of_a_running_call && state.slot.is_some() && self.lookups.may_abandon() {
+                true => {
+                    state.abandoned = true;
+                    state.slot.take()
+                }
+                false => None,
+            }
+        };
+        drop(slot);
+    }
+}
+
+impl Lookups {
+    /// Takes a place among the abandoned calls, if one is free.
+    fn may_abandon(&self) -> bool {
+        self.abandoned
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now < self.max_abandoned).then_some(now + 1)
+            })
+            .is_ok()
     }
 }
 
@@ -298,7 +395,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_lookups_of_a_name_share_one_call() {
-        let lookups = Arc::new(Lookups::new(4, counted));
+        let lookups = Arc::new(Lookups::new(4, 0, counted));
         let mut waiting = Vec::new();
         for port in 1..=20 {
             let lookups = lookups.clone();
@@ -341,7 +438,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_in_flight_are_bounded() {
-        let lookups = Arc::new(Lookups::new(3, slow));
+        let lookups = Arc::new(Lookups::new(3, 0, slow));
         let mut waiting = Vec::new();
         for n in 0..12 {
             let lookups = lookups.clone();
@@ -368,7 +465,7 @@ mod tests {
     /// A lookup whose waiters left while it waited for a slot never calls the system.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_abandoned_lookup_waiting_for_a_slot_makes_no_call() {
-        let lookups = Arc::new(Lookups::new(1, blocks_first));
+        let lookups = Arc::new(Lookups::new(1, 0, blocks_first));
         let stuck = tokio::spawn({
             let lookups = lookups.clone();
             async move { lookups.lookup("stuck.test", 80).await }
@@ -412,7 +509,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_for_a_slot_counts_against_the_resolve_timeout() {
         use crate::{ConnectError, Connector, Stage};
-        let lookups = Arc::new(Lookups::new(1, holds_the_slot));
+        let lookups = Arc::new(Lookups::new(1, 0, holds_the_slot));
         let busy = tokio::spawn({
             let lookups = lookups.clone();
             async move { lookups.lookup("busy.test", 80).await }
@@ -448,7 +545,7 @@ mod tests {
 
     #[tokio::test]
     async fn answered_entries_are_swept_as_the_table_grows() {
-        let lookups = Lookups::new(4, instant);
+        let lookups = Lookups::new(4, 0, instant);
         for n in 0..1000 {
             lookups.lookup(&format!("host-{n}.test"), 80).await.unwrap();
         }
@@ -467,7 +564,7 @@ mod tests {
     /// to dial `fe80::1` without one.
     #[tokio::test]
     async fn the_ipv6_zone_survives_the_port() {
-        let lookups = Lookups::new(1, link_local);
+        let lookups = Lookups::new(1, 0, link_local);
         let addrs = lookups.lookup("printer.local", 631).await.unwrap();
         assert_eq!(addrs, ["[fe80::1%3]:631".parse::<SocketAddr>().unwrap()]);
         let SocketAddr::V6(v6) = addrs[0] else {
@@ -485,6 +582,156 @@ mod tests {
         assert_eq!(named.to_string(), "no such host");
     }
 
+    /// A gate that blocked lookups wait at until a test opens it.
+    struct Gate(Mutex<bool>, std::sync::Condvar);
+
+    impl Gate {
+        const fn new() -> Self {
+            Self(Mutex::new(false), std::sync::Condvar::new())
+        }
+
+        fn wait(&self) {
+            let open = self.0.lock().unwrap();
+            drop(self.1.wait_while(open, |open| !*open).unwrap());
+        }
+
+        fn open(&self) {
+            *self.0.lock().unwrap() = true;
+            self.1.notify_all();
+        }
+    }
+
+    /// A task's waker that counts its live copies.
+    struct CountedWaker;
+
+    impl std::task::Wake for CountedWaker {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    static HUNG_FOR_WAKERS: Gate = Gate::new();
+
+    fn hangs_for_wakers(_host: &str) -> io::Result<Vec<SocketAddr>> {
+        HUNG_FOR_WAKERS.wait();
+        Ok(loopback())
+    }
+
+    /// A waiter that gives up takes its waker, and so its task's memory, with it: 1,000
+    /// abandoned waits on one hung name leave no waker behind and one place in the table.
+    #[tokio::test]
+    async fn an_abandoned_waiter_takes_its_waker_with_it() {
+        let lookups = Lookups::new(1, 0, hangs_for_wakers);
+        let task = Arc::new(CountedWaker);
+        let waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut flight = None;
+        for _ in 0..1000 {
+            let mut waiting = Box::pin(Waiting {
+                flight: lookups.join("hung.test"),
+                lookups: &lookups,
+                place: None,
+                acquiring: None,
+            });
+            assert!(waiting.as_mut().poll(&mut cx).is_pending());
+            flight = Some(waiting.flight.clone());
+        }
+        let flight = flight.unwrap();
+        assert_eq!(
+            Arc::strong_count(&task),
+            2,
+            "only the test's own waker is left"
+        );
+        {
+            let state = flight.lock();
+            assert_eq!(state.wakers.waiting, 0);
+            assert!(state.wakers.more.len() <= 1, "places are reused");
+        }
+        HUNG_FOR_WAKERS.open();
+    }
+
+    static HUNG_NAMES: Gate = Gate::new();
+    static HUNG_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn some_names_hang(host: &str) -> io::Result<Vec<SocketAddr>> {
+        if host.starts_with("hang") {
+            HUNG_CALLS.fetch_add(1, SeqCst);
+            HUNG_NAMES.wait();
+        }
+        Ok(loopback())
+    }
+
+    /// Hung names whose waiters gave up give their slots back (up to the budget for abandoned
+    /// calls), so other names still resolve; case variants of a name share one call; beyond the
+    /// budget, the bound on threads holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hung_names_cannot_starve_other_lookups() {
+        let lookups = Lookups::new(2, 2, some_names_hang);
+        let give_up = Duration::from_millis(50);
+        for name in ["hang-1.test", "hang-2.test", "HANG-1.test", "hang-2.TEST"] {
+            let gave_up = tokio::time::timeout(give_up, lookups.lookup(name, 80)).await;
+            assert!(gave_up.is_err(), "{name} hangs");
+        }
+        assert_eq!(HUNG_CALLS.load(SeqCst), 2, "case variants share a call");
+        let fine = tokio::time::timeout(Duration::from_secs(5), lookups.lookup("fine.test", 80));
+        assert!(fine.await.is_ok(), "both slots were given back");
+
+        // Past the budget, abandoned calls keep their slots: at most 2 + 2 calls block.
+        for name in ["hang-3.test", "hang-4.test"] {
+            let gave_up = tokio::time::timeout(give_up, lookups.lookup(name, 80)).await;
+            assert!(gave_up.is_err(), "{name} hangs");
+        }
+        assert_eq!(HUNG_CALLS.load(SeqCst), 4);
+        let waits = tokio::time::timeout(give_up, lookups.lookup("other.test", 80)).await;
+        assert!(
+            waits.is_err(),
+            "no third abandoned call gives its slot back"
+        );
+        assert_eq!(lookups.abandoned.load(SeqCst), 2);
+
+        HUNG_NAMES.open();
+        let after = tokio::time::timeout(Duration::from_secs(5), lookups.lookup("other.test", 80));
+        assert!(after.await.is_ok());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            lookups.abandoned.load(SeqCst),
+            0,
+            "ended calls leave the budget"
+        );
+    }
+
+    fn takes_100_ms(_host: &str) -> io::Result<Vec<SocketAddr>> {
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(loopback())
+    }
+
+    /// A lookup shared by two runtimes runs on neither's blocking pool: the idle runtime does
+    /// not wait behind the busy one's.
+    #[test]
+    fn a_shared_lookup_does_not_wait_behind_another_runtimes_pool() {
+        let lookups = Arc::new(Lookups::new(4, 0, takes_100_ms));
+        let busy = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        busy.spawn_blocking(|| std::thread::sleep(Duration::from_millis(2000)));
+        let first = busy.spawn({
+            let lookups = lookups.clone();
+            async move { lookups.lookup("shared.test", 80).await }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let idle = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let began = std::time::Instant::now();
+        idle.block_on(lookups.lookup("shared.test", 80)).unwrap();
+        let took = began.elapsed();
+        assert!(took < Duration::from_millis(1500), "waited {took:?}");
+        busy.block_on(first).unwrap().unwrap();
+        busy.shutdown_background();
+    }
+
     fn panics_for_one_name(host: &str) -> io::Result<Vec<SocketAddr>> {
         if host == "panics.test" {
             panic!("resolver bug");
@@ -494,7 +741,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_that_panics_answers_with_an_error_and_frees_its_slot() {
-        let lookups = Lookups::new(1, panics_for_one_name);
+        let lookups = Lookups::new(1, 0, panics_for_one_name);
         let answer =
             tokio::time::timeout(Duration::from_secs(5), lookups.lookup("panics.test", 80))
                 .await

@@ -14,20 +14,31 @@ use crate::resolve::{Resolve, Resolving};
 /// threads by default; stuck lookups must never take them all, or `tokio::fs` and every other
 /// blocking task stall behind a DNS outage.
 const MAX_LOOKUPS_IN_FLIGHT: usize = 32;
+/// How many calls whose waiters all gave up may run on without a slot; so at most 128 threads
+/// block in `getaddrinfo` at once, whatever the names.
+const MAX_ABANDONED_LOOKUPS: usize = 96;
 
-/// The default resolver: the system's `getaddrinfo`, run on tokio's blocking thread pool
-/// (`spawn_blocking`), so it honours `/etc/hosts`, nsswitch and the system's RFC 6724 order.
+/// The default resolver: the system's `getaddrinfo`, so it honours `/etc/hosts`, nsswitch and
+/// the system's RFC 6724 order, run on threads of the crate's own (not the caller's runtime's
+/// blocking pool, so that a lookup shared by two runtimes waits behind neither's pool).
 ///
 /// Lookups are shared and bounded, process-wide:
 /// - concurrent lookups of one name share one `getaddrinfo` call (as Go's resolver does);
-/// - at most 32 calls run at once; a lookup waits for a free slot, and that wait counts
-///   against the connect's resolve timeout and overall timeout;
-/// - a lookup whose every waiter has gone (timed out, cancelled, dropped) and that is still
-///   waiting for a slot is abandoned without a call.
+///   names that differ only in ASCII case are one name (a trailing dot is not ignored: it
+///   turns off the search domains);
+/// - at most 32 calls that someone waits for run at once (a *lookup slot* each); a lookup
+///   waits for a free slot, and that wait counts against the connect's resolve timeout and
+///   overall timeout;
+/// - a lookup whose every waiter has gone (timed out, cancelled, dropped) while it waits for a
+///   slot is abandoned without a call;
+/// - a call whose every waiter has gone while it runs gives its slot back to other names and
+///   runs on to its end; up to 96 such calls at once, beyond which an abandoned call keeps its
+///   slot. So at most 128 threads block in `getaddrinfo`, and names whose lookups hang hold up
+///   other names only when more than 96 of them hang at once.
 ///
 /// What a timeout or a drop cannot stop: a `getaddrinfo` call that has started runs to its end
-/// on its blocking thread (glibc gives up after its own timeout, 5 s per try by default, 2
-/// tries), holding its slot until then. Nothing else of the connect outlives it.
+/// on its thread (glibc gives up after its own timeout, 5 s per try by default, 2 tries).
+/// Nothing else of the connect outlives it. Idle lookup threads exit after 10 s.
 ///
 /// Errors carry kinds callers can match: `NotFound` for a name that does not exist,
 /// `TimedOut` for a temporary failure, and the system's text as the message.
@@ -50,5 +61,11 @@ impl Resolve for SystemResolver {
 /// The process-wide lookups of [`SystemResolver`].
 fn lookups() -> &'static Lookups {
     static LOOKUPS: OnceLock<Lookups> = OnceLock::new();
-    LOOKUPS.get_or_init(|| Lookups::new(MAX_LOOKUPS_IN_FLIGHT, getaddrinfo::lookup))
+    LOOKUPS.get_or_init(|| {
+        Lookups::new(
+            MAX_LOOKUPS_IN_FLIGHT,
+            MAX_ABANDONED_LOOKUPS,
+            getaddrinfo::lookup,
+        )
+    })
 }
