@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -15,7 +16,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::answers::{Answer, Answering, Family};
 use crate::resolve::{Resolve, Resolving};
-use crate::rfc6724;
+use crate::rfc6724::Sources;
 
 /// A DNS resolver that asks for AAAA and A at the same moment, as separate queries, and hands
 /// each answer to the race as it arrives (RFC 8305 §3): a slow or dropped AAAA answer does not
@@ -23,7 +24,9 @@ use crate::rfc6724;
 /// where `getaddrinfo` waits for both (glibc: 5 s per try, twice).
 ///
 /// Each answer is ordered by RFC 6724 §6 (rules 1, 2, 5, 6, 8 and 9), with the source address
-/// for each destination learnt by connecting a UDP socket to it (nothing is sent). A name with
+/// for each destination learnt by connecting a UDP socket to it (nothing is sent) and kept for
+/// 30 s; only an answer's first 32 addresses are ordered (the rest follow as they came), so a
+/// huge answer costs at most 32 sockets, and a cached one none. A name with
 /// no record of one type (NODATA) or that does not exist (NXDOMAIN) is a negative answer for
 /// that family, not a failure.
 ///
@@ -45,6 +48,7 @@ use crate::rfc6724;
 #[derive(Clone)]
 pub struct HickoryResolver {
     resolver: TokioResolver,
+    sources: Arc<Sources>,
 }
 
 impl fmt::Debug for HickoryResolver {
@@ -79,7 +83,10 @@ impl HickoryResolver {
 
     /// Wraps a hickory resolver built another way.
     pub fn from_resolver(resolver: TokioResolver) -> Self {
-        Self { resolver }
+        Self {
+            resolver,
+            sources: Arc::default(),
+        }
     }
 
     /// One family's query: its addresses in RFC 6724 order, none for NODATA or NXDOMAIN.
@@ -101,17 +108,9 @@ impl HickoryResolver {
                 RData::A(a) if family == Family::Ipv4 => Some(IpAddr::V4(a.0)),
                 _ => None,
             });
-        let addrs: Vec<_> = addrs.map(|ip| SocketAddr::new(ip, port)).collect();
-        if addrs.len() < 2 {
-            // Nothing to order, so no source lookups (a socket each).
-            return Ok(addrs);
-        }
-        let mut with_sources: Vec<_> = addrs
-            .into_iter()
-            .map(|dest| (dest, rfc6724::source_for(&dest)))
-            .collect();
-        rfc6724::sort(&mut with_sources);
-        Ok(with_sources.into_iter().map(|(dest, _)| dest).collect())
+        let mut addrs: Vec<_> = addrs.map(|ip| SocketAddr::new(ip, port)).collect();
+        self.sources.order(&mut addrs);
+        Ok(addrs)
     }
 }
 

@@ -5,11 +5,79 @@
 
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::expiring::ExpiringMap;
+use crate::sync::lock;
+
+/// How many of an answer's addresses are ordered; the rest follow in the answer's order. A
+/// race rarely gets past the first few, and each ordered address costs a socket (once per
+/// [`SOURCE_TTL`]).
+const MAX_ORDERED: usize = 32;
+/// How long a destination's source address is trusted; routes change rarely, and a stale one
+/// only misorders.
+const SOURCE_TTL: Duration = Duration::from_secs(30);
+/// How many destinations' source addresses are kept.
+const SOURCE_CAPACITY: usize = 1024;
+
+/// The source address per destination, learnt with a socket and kept for a while, so that a
+/// name answered from hickory's cache costs no socket at all.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    known: Mutex<ExpiringMap<IpAddr, Option<IpAddr>>>,
+    #[cfg(test)]
+    learnt: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Self {
+            known: Mutex::new(ExpiringMap::new(SOURCE_CAPACITY, SOURCE_TTL)),
+            #[cfg(test)]
+            learnt: Default::default(),
+        }
+    }
+}
+
+impl Sources {
+    /// Orders `dests` by RFC 6724 §6: the first [`MAX_ORDERED`] of them, each with its source
+    /// (known, or learnt now), then the rest as they came.
+    pub(crate) fn order(&self, dests: &mut [SocketAddr]) {
+        let ordered = dests.len().min(MAX_ORDERED);
+        if ordered < 2 {
+            return;
+        }
+        let mut with_sources: Vec<_> = dests[..ordered]
+            .iter()
+            .map(|dest| (*dest, self.source_of(dest)))
+            .collect();
+        sort(&mut with_sources);
+        for (slot, (dest, _)) in dests.iter_mut().zip(with_sources) {
+            *slot = dest;
+        }
+    }
+
+    fn source_of(&self, dest: &SocketAddr) -> Option<IpAddr> {
+        let now = Instant::now();
+        if let Some((source, _)) = lock(&self.known).get(&dest.ip(), now) {
+            return source;
+        }
+        #[cfg(test)]
+        self.learnt
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let source = source_for(dest);
+        lock(&self.known).store(dest.ip(), now, |_| source);
+        source
+    }
+}
 
 /// The source address the system would use to reach `dest`: connecting a UDP socket sends
 /// nothing, but makes the kernel pick a route and a source. `None` when there is no route
 /// (the destination is unusable).
-pub(crate) fn source_for(dest: &SocketAddr) -> Option<IpAddr> {
+fn source_for(dest: &SocketAddr) -> Option<IpAddr> {
     let unspecified: SocketAddr = match dest {
         SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -23,7 +91,7 @@ pub(crate) fn source_for(dest: &SocketAddr) -> Option<IpAddr> {
 
 /// Sorts `dests` by RFC 6724 §6, each paired with its source address (`None`: unusable). The
 /// sort is stable, so the resolver's order breaks remaining ties (rule 10).
-pub(crate) fn sort(dests: &mut [(SocketAddr, Option<IpAddr>)]) {
+fn sort(dests: &mut [(SocketAddr, Option<IpAddr>)]) {
     dests.sort_by(compare);
 }
 
@@ -221,6 +289,43 @@ mod tests {
         assert_eq!(policy(as_v6("10.0.0.1".parse().unwrap())), (35, 4));
         assert_eq!(policy(v6("2a00::1")), (40, 1));
         assert_eq!(common_prefix(v6("2001:db8::1"), v6("2001:db8::2")), 64);
+    }
+
+    /// 2,000 records cost at most 32 sockets, and none once their sources are known.
+    #[tokio::test]
+    async fn a_long_answer_costs_a_bounded_number_of_sockets_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let sources = Sources::default();
+        let answer: Vec<SocketAddr> = (0..2000u32)
+            .map(|n| SocketAddr::from(([127, 3, (n >> 8) as u8, n as u8], 80)))
+            .collect();
+        let mut first = answer.clone();
+        let began = std::time::Instant::now();
+        sources.order(&mut first);
+        let took = began.elapsed();
+        assert_eq!(sources.learnt.load(SeqCst), MAX_ORDERED);
+        println!("2,000 records ordered in {took:?}");
+        let mut again = answer.clone();
+        sources.order(&mut again);
+        assert_eq!(
+            sources.learnt.load(SeqCst),
+            MAX_ORDERED,
+            "no socket the second time"
+        );
+        assert_eq!(first, again);
+        assert_eq!(
+            first[MAX_ORDERED..],
+            answer[MAX_ORDERED..],
+            "the rest keep their order"
+        );
+        let mut head = first[..MAX_ORDERED].to_vec();
+        head.sort();
+        let mut expected = answer[..MAX_ORDERED].to_vec();
+        expected.sort();
+        assert_eq!(
+            head, expected,
+            "the first 32 are reordered among themselves"
+        );
     }
 
     #[test]
