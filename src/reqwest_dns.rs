@@ -185,7 +185,94 @@ fn judge(settings: &Settings, target: &Target) -> Result<(), ConnectError> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+    use std::str::FromStr;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
     use super::*;
+    use crate::{AddressPolicy, Answer, Answering};
+
+    /// AAAA at once, A 60 ms later: past the resolution delay, so a connect would start on
+    /// IPv6 alone.
+    #[derive(Debug)]
+    struct SlowA;
+
+    impl crate::Resolve for SlowA {
+        fn resolve<'a>(&'a self, _: &'a str, _: u16) -> crate::Resolving<'a> {
+            unreachable!("asked in parts")
+        }
+
+        fn resolve_in_parts<'a>(&'a self, _: &'a str, port: u16) -> Answering<'a> {
+            let v6 = Answer::ipv6(Ok(vec![SocketAddr::from((
+                [0u16, 0, 0, 0, 0, 0, 0, 1],
+                port,
+            ))]));
+            let v4 = async move {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                Answer::ipv4(Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]))
+            };
+            Box::pin(futures_util::stream::once(async { v6 }).chain(futures_util::stream::once(v4)))
+        }
+    }
+
+    async fn resolve(resolver: &ReqwestResolver, name: &str) -> Result<Vec<SocketAddr>, String> {
+        let name = Name::from_str(name).unwrap();
+        match Resolve::resolve(resolver, name).await {
+            Ok(addrs) => Ok(addrs.collect()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// reqwest gets every family that answers within the resolve bounds, not only the first.
+    #[tokio::test(start_paused = true)]
+    async fn reqwest_gets_every_family_that_answers() {
+        let resolver = ReqwestResolver::new(Connector::new().resolver(SlowA));
+        let addrs = resolve(&resolver, "dual.test").await.unwrap();
+        let expected: Vec<SocketAddr> =
+            vec!["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+        assert_eq!(addrs, expected);
+        // A resolve timeout still bounds the wait for the late family.
+        let bounded = Connector::new()
+            .resolver(SlowA)
+            .resolve_timeout(Some(Duration::from_millis(30)));
+        let addrs = resolve(&ReqwestResolver::new(bounded), "dual.test")
+            .await
+            .unwrap();
+        assert_eq!(addrs, expected[..1]);
+    }
+
+    /// Names are resolved as port 0, as documented: a policy sees port 0, an override for one
+    /// port does not apply, an override for any port does, and messages name the host alone.
+    #[tokio::test(start_paused = true)]
+    async fn names_are_resolved_as_port_zero() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let policy = AddressPolicy::custom(move |addr| {
+            record.lock().unwrap().push(addr.port());
+            false
+        });
+        let pinned: SocketAddr = "127.0.0.9:0".parse().unwrap();
+        let one_port: SocketAddr = "127.0.0.8:0".parse().unwrap();
+        let connector = Connector::new()
+            .resolver(SlowA)
+            .resolve_override("pinned.test", None, [pinned])
+            .resolve_override("one-port.test", Some(1), [one_port]);
+        let open = ReqwestResolver::new(connector.clone());
+        assert_eq!(resolve(&open, "pinned.test").await.unwrap(), [pinned]);
+        let not_overridden = resolve(&open, "one-port.test").await.unwrap();
+        assert!(!not_overridden.contains(&one_port), "{not_overridden:?}");
+
+        let guarded = ReqwestResolver::new(connector.address_policy(policy));
+        let error = resolve(&guarded, "pinned.test").await.unwrap_err();
+        assert_eq!(*seen.lock().unwrap(), [0]);
+        assert_eq!(
+            error,
+            "every address of pinned.test is denied by the address policy"
+        );
+    }
 
     /// reqwest's sealed request, as it prints.
     #[derive(Debug)]
