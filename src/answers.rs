@@ -33,10 +33,34 @@ impl Family {
 ///
 /// An empty list is a negative answer (NODATA, or NXDOMAIN for that query); an error is a
 /// failed query. Neither fails the connect while another family may still answer.
+///
+/// `Clone` copies an error by its OS error code, or by its kind and message (an `io::Error`
+/// cannot be cloned itself).
 #[derive(Debug)]
 pub struct Answer {
     pub(crate) family: Option<Family>,
     pub(crate) addrs: io::Result<Vec<SocketAddr>>,
+}
+
+impl Clone for Answer {
+    fn clone(&self) -> Self {
+        let addrs = match &self.addrs {
+            Ok(addrs) => Ok(addrs.clone()),
+            Err(error) => Err(copy_error(error)),
+        };
+        Self {
+            family: self.family,
+            addrs,
+        }
+    }
+}
+
+/// A copy of `error`: the same OS error code, or the same kind and message.
+pub(crate) fn copy_error(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(error.kind(), error.to_string()),
+    }
 }
 
 impl Answer {
@@ -72,6 +96,7 @@ pub type Answering<'a> = Pin<Box<dyn Stream<Item = Answer> + Send + 'a>>;
 
 /// Both queries of a name failed: the cause of each.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct FamilyErrors {
     /// Why the AAAA query failed.
     pub ipv6: io::Error,

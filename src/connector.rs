@@ -14,7 +14,7 @@ use crate::history::{ConnectTimes, WinnerMemory};
 use crate::pipeline;
 use crate::policy::AddressPolicy;
 use crate::race::Stagger;
-use crate::resolve::{IpFamilies, Overrides, Resolve};
+use crate::resolve::{IpFamilies, Overrides, Resolve, SharedResolver};
 use crate::socket::SocketOptions;
 use crate::system::SystemResolver;
 use crate::target::IntoTarget;
@@ -69,6 +69,7 @@ pub enum Strategy {
 /// # }
 /// ```
 #[derive(Clone, Debug, Default)]
+#[must_use = "a Connector's setters return the changed connector; it does nothing until a connect method is called"]
 pub struct Connector {
     settings: Arc<Settings>,
 }
@@ -83,7 +84,7 @@ pub(crate) struct Settings {
     pub(crate) resolution_delay: Duration,
     pub(crate) first_family_count: usize,
     pub(crate) families: IpFamilies,
-    pub(crate) resolver: Arc<dyn Resolve>,
+    pub(crate) resolver: SharedResolver,
     pub(crate) socket: SocketOptions,
     pub(crate) cancel: Option<CancellationToken>,
     pub(crate) memory: Arc<WinnerMemory>,
@@ -118,7 +119,7 @@ impl Default for Settings {
             resolution_delay: DEFAULT_RESOLUTION_DELAY,
             first_family_count: 1,
             families: IpFamilies::Both,
-            resolver: Arc::new(SystemResolver),
+            resolver: SharedResolver::new(SystemResolver),
             socket: SocketOptions::default(),
             cancel: None,
             memory: Arc::new(WinnerMemory::new(
@@ -164,41 +165,48 @@ impl Connector {
     /// The Happy Eyeballs Connection Attempt Delay: how long after starting an attempt the next
     /// one starts if none has connected or failed. Values below 10 ms are raised to 10 ms
     /// (RFC 8305 §8); a delay too long to add to a start time (such as `Duration::MAX`) means
-    /// that only a failure starts the next attempt. Ignored by [`Strategy::Sequential`].
-    /// Default is 250 ms.
-    pub fn attempt_delay(self, delay: Duration) -> Self {
+    /// that only a failure starts the next attempt, and so does `None`. Ignored by
+    /// [`Strategy::Sequential`]. Takes a `Duration` or an `Option<Duration>`. Default is 250 ms.
+    pub fn attempt_delay(self, delay: impl Into<Option<Duration>>) -> Self {
+        let delay = delay.into().unwrap_or(Duration::MAX);
         self.with(|s| s.attempt_delay = delay.max(MIN_ATTEMPT_DELAY))
     }
 
     /// The longest one attempt may run before it is abandoned as failed, which starts the next
     /// one. Default is `None`: an attempt runs until it connects, fails, loses, or the overall
     /// timeout ends the connect; it is never aborted because a later attempt started. A
-    /// duration too long to add to a start time (such as `Duration::MAX`) is no limit.
-    pub fn attempt_timeout(self, timeout: Option<Duration>) -> Self {
+    /// duration too long to add to a start time (such as `Duration::MAX`) is no limit. Takes a
+    /// `Duration` or an `Option<Duration>`.
+    pub fn attempt_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        let timeout = timeout.into();
         self.with(|s| s.attempt_timeout = timeout)
     }
 
     /// The longest a whole connect may take, resolution included. No attempt starts at or
     /// after this deadline; a stream that has connected when it passes is returned. A duration
-    /// too long to add to the start time (such as `Duration::MAX`) is no limit. Default is
-    /// `None`.
-    pub fn timeout(self, timeout: Option<Duration>) -> Self {
+    /// too long to add to the start time (such as `Duration::MAX`) is no limit. Takes a
+    /// `Duration` or an `Option<Duration>`. Default is `None`.
+    pub fn timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        let timeout = timeout.into();
         self.with(|s| s.timeout = timeout)
     }
 
     /// The longest resolution may take, a wait for a free system lookup slot included; the
-    /// overall [`timeout`](Self::timeout) bounds it too. `Duration::MAX` is no limit. Default
-    /// is `None`.
-    pub fn resolve_timeout(self, timeout: Option<Duration>) -> Self {
+    /// overall [`timeout`](Self::timeout) bounds it too. `Duration::MAX` is no limit. Takes a
+    /// `Duration` or an `Option<Duration>`. Default is `None`.
+    pub fn resolve_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        let timeout = timeout.into();
         self.with(|s| s.resolve_timeout = timeout)
     }
 
     /// How long to wait for the AAAA answer when the A answer came first with addresses
     /// (RFC 8305 §3's Resolution Delay), counted from the A answer; an AAAA answer, positive or
     /// negative, ends the wait at once. Applies to resolvers that answer in parts
-    /// ([`Resolve::resolve_in_parts`]); one-shot answers start at once. `Duration::MAX` waits
-    /// for AAAA as long as the resolve timeout allows. Default is 50 ms.
-    pub fn resolution_delay(self, delay: Duration) -> Self {
+    /// ([`Resolve::resolve_in_parts`]); one-shot answers start at once. `Duration::MAX` or
+    /// `None` waits for AAAA as long as the resolve timeout allows. Takes a `Duration` or an
+    /// `Option<Duration>`. Default is 50 ms.
+    pub fn resolution_delay(self, delay: impl Into<Option<Duration>>) -> Self {
+        let delay = delay.into().unwrap_or(Duration::MAX);
         self.with(|s| s.resolution_delay = delay)
     }
 
@@ -216,7 +224,8 @@ impl Connector {
     /// The resolver for host names; IP literals and address lists never reach it. Default is
     /// [`SystemResolver`] (`getaddrinfo`).
     pub fn resolver(self, resolver: impl Resolve) -> Self {
-        self.with(|s| s.resolver = Arc::new(resolver))
+        let resolver = SharedResolver::new(resolver);
+        self.with(|s| s.resolver = resolver)
     }
 
     /// Answers `host` with `addrs` instead of asking the resolver, like curl's `--resolve`:
@@ -253,13 +262,14 @@ impl Connector {
     /// A token that cancels every connect made through this connector (and its clones made
     /// afterwards): a connect in progress then returns [`ConnectError::Cancelled`], and one
     /// started after cancellation returns it at once. Default is `None`.
-    pub fn cancellation_token(self, token: Option<CancellationToken>) -> Self {
+    pub fn cancellation_token(self, token: impl Into<Option<CancellationToken>>) -> Self {
+        let token = token.into();
         self.with(|s| s.cancel = token)
     }
 
     /// How many hosts the winner memory holds, and for how long it trusts an entry. Default is
     /// 1,024 hosts for 10 minutes; a capacity of 0 turns the memory off, and `Duration::MAX`
-    /// trusts an entry until it is evicted.
+    /// or `None` trusts an entry until it is evicted.
     ///
     /// For each host name and port, the connector remembers the address that last won and
     /// tries it first next time, so a service that dials one upstream over and over pays the
@@ -270,7 +280,8 @@ impl Connector {
     /// [`resolve_override`](Self::resolve_override) are never remembered. When full, the host
     /// whose winner was confirmed least recently is evicted; expired entries are dropped as new
     /// ones arrive. Clones share one memory; this setter gives the connector a new, empty one.
-    pub fn winner_memory(self, capacity: usize, ttl: Duration) -> Self {
+    pub fn winner_memory(self, capacity: usize, ttl: impl Into<Option<Duration>>) -> Self {
+        let ttl = ttl.into().unwrap_or(Duration::MAX);
         self.with(|s| s.memory = Arc::new(WinnerMemory::new(capacity, ttl)))
     }
 

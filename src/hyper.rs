@@ -43,6 +43,7 @@ use crate::target::{IntoTarget, Target, TargetError};
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a connector does nothing until it is given to a client"]
 pub struct HyperConnector {
     connector: Connector,
     enforce_http: bool,

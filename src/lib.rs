@@ -54,6 +54,8 @@ mod history;
 mod host;
 #[cfg(feature = "hyper")]
 mod hyper;
+#[cfg(feature = "hyper")]
+mod hyper_resolver;
 mod limits;
 mod lookups;
 mod pipeline;
@@ -78,6 +80,8 @@ pub use error::{ConnectError, Stage};
 pub use hickory::HickoryResolver;
 #[cfg(feature = "hyper")]
 pub use hyper::{Connecting, HyperConnector};
+#[cfg(feature = "hyper")]
+pub use hyper_resolver::ServiceResolver;
 pub use policy::{AddressPolicy, is_public};
 #[cfg(feature = "reqwest")]
 pub use reqwest_dns::{ReqwestGuard, ReqwestGuardService, ReqwestResolver};
@@ -110,3 +114,26 @@ pub fn connect_any(
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// A setter's result left unused is a warning (denied here, so the snippet must fail):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let connector = connect_any::Connector::new();
+/// connector.clone().nodelay(true);
+/// ```
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// connect_any::Keepalive::new().retries(3);
+/// ```
+///
+/// And used, it is not:
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// let connector = connect_any::Connector::new();
+/// let _tuned = connector.clone().nodelay(true);
+/// ```
+#[cfg(doctest)]
+struct MustUseDoctests;

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker, ready};
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
+use crate::answers::copy_error;
 use crate::blocking_pool;
 use crate::sync::lock;
 
@@ -83,7 +84,7 @@ impl Lookups {
                     addr
                 })
                 .collect()),
-            Err(error) => Err(copy(&error)),
+            Err(error) => Err(copy_error(&error)),
         }
     }
 
@@ -365,14 +366,6 @@ impl Lookups {
     }
 }
 
-/// A waiter's own copy of a shared error.
-fn copy(error: &io::Error) -> io::Error {
-    match error.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => io::Error::new(error.kind(), error.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -484,18 +477,10 @@ mod tests {
         );
     }
 
-    /// A resolver over a test's own lookup table.
-    struct Pooled(Arc<Lookups>);
-
-    impl std::fmt::Debug for Pooled {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("Pooled")
-        }
-    }
-
-    impl Resolve for Pooled {
+    /// A test's own lookup table as a resolver.
+    impl Resolve for Lookups {
         fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
-            Box::pin(self.0.lookup(host, port))
+            Box::pin(self.lookup(host, port))
         }
     }
 
@@ -516,7 +501,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let connector = Connector::new()
-            .resolver(Pooled(lookups))
+            .resolver(lookups)
             .resolve_timeout(Some(Duration::from_millis(100)));
         let began = std::time::Instant::now();
         let error = connector.connect("waiting.test:80").await.unwrap_err();
@@ -575,9 +560,9 @@ mod tests {
 
     #[test]
     fn shared_errors_keep_their_kind_and_code() {
-        let os = copy(&io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        let os = copy_error(&io::Error::from_raw_os_error(libc::ECONNREFUSED));
         assert_eq!(os.raw_os_error(), Some(libc::ECONNREFUSED));
-        let named = copy(&io::Error::new(io::ErrorKind::NotFound, "no such host"));
+        let named = copy_error(&io::Error::new(io::ErrorKind::NotFound, "no such host"));
         assert_eq!(named.kind(), io::ErrorKind::NotFound);
         assert_eq!(named.to_string(), "no such host");
     }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 /// # drop((connector, only_port_443));
 /// ```
 #[derive(Clone, Default)]
+#[must_use = "a policy does nothing until it is given to a Connector"]
 pub struct AddressPolicy {
     rule: Rule,
 }

@@ -45,25 +45,23 @@ use crate::target::{Target, TargetError};
 /// # drop(client);
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a resolver does nothing until it is given to a reqwest client"]
 pub struct ReqwestResolver {
     connector: Connector,
 }
 
 impl ReqwestResolver {
     /// Answers with `connector`'s settings.
-    #[must_use]
     pub fn new(connector: Connector) -> Self {
         Self { connector }
     }
 
     /// This resolver in the `Arc` that `reqwest::ClientBuilder::dns_resolver` takes.
-    #[must_use]
     pub fn into_arc(self) -> Arc<Self> {
         Arc::new(self)
     }
 
     /// The [`ReqwestGuard`] of the same connector, for `ClientBuilder::connector_layer`.
-    #[must_use]
     pub fn guard(&self) -> ReqwestGuard {
         ReqwestGuard {
             settings: self.connector.settings().clone(),
@@ -108,6 +106,7 @@ impl Resolve for ReqwestResolver {
 ///
 /// Obtain one with [`ReqwestResolver::guard`], or let [`ReqwestResolver::install`] set both.
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it is given to a reqwest client"]
 pub struct ReqwestGuard {
     settings: Arc<Settings>,
 }

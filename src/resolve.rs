@@ -41,6 +41,23 @@ pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 ///
 /// The connector keeps the order returned (the system resolver sorts by RFC 6724), drops
 /// duplicates, and applies its resolve timeout, cancellation and tracing to any resolver.
+/// `Arc<R>` and `Box<R>` (`Box<dyn Resolve>` included) of a resolver are resolvers too.
+///
+/// # Errors
+///
+/// Return an `io::Error` whose kind says what a caller may do next, as [`SystemResolver`]
+/// does: `NotFound` for a name that does not exist (retrying will not help), `TimedOut` for a
+/// temporary failure (no answer in time, `SERVFAIL`: a retry may succeed), anything else for
+/// the rest. A name that exists without addresses is an empty list, not an error. The
+/// connector reports the error as [`ConnectError::Resolve`](crate::ConnectError::Resolve)'s
+/// cause.
+///
+/// # Cancel safety
+///
+/// The connector drops the future (or stream) when the connect ends early: a timeout, a
+/// cancellation, a dropped connect, or for [`resolve_in_parts`](Self::resolve_in_parts) once it
+/// no longer waits for late answers. Dropping must stop the work or leave it bounded;
+/// [`SystemResolver`](crate::SystemResolver) says what it cannot stop.
 ///
 /// # Examples
 ///
@@ -50,7 +67,6 @@ pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 /// use std::net::SocketAddr;
 /// use connect_any::{Connector, Resolve, Resolving};
 ///
-/// #[derive(Debug)]
 /// struct Loopback;
 ///
 /// impl Resolve for Loopback {
@@ -64,7 +80,39 @@ pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 /// let connector = Connector::new().resolver(Loopback);
 /// # drop(connector);
 /// ```
-pub trait Resolve: fmt::Debug + Send + Sync + 'static {
+///
+/// One that answers in parts (RFC 8305 §3): the IPv4 answer at once, the IPv6 one later. The
+/// race starts on IPv4 after the [resolution delay](crate::Connector::resolution_delay) if
+/// IPv6 is not there by then, and IPv6 joins the race when it arrives:
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use std::time::Duration;
+/// use connect_any::{Answer, Answering, Connector, Resolve, Resolving};
+/// use futures_util::StreamExt;
+///
+/// struct SlowIpv6;
+///
+/// impl Resolve for SlowIpv6 {
+///     fn resolve<'a>(&'a self, _host: &'a str, port: u16) -> Resolving<'a> {
+///         Box::pin(async move { Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]) })
+///     }
+///
+///     fn resolve_in_parts<'a>(&'a self, _host: &'a str, port: u16) -> Answering<'a> {
+///         let ipv4 = Answer::ipv4(Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]));
+///         let ipv6 = async move {
+///             tokio::time::sleep(Duration::from_millis(80)).await;
+///             Answer::ipv6(Ok(vec![SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))]))
+///         };
+///         let first = futures_util::stream::iter([ipv4]);
+///         Box::pin(first.chain(futures_util::stream::once(ipv6)))
+///     }
+/// }
+///
+/// let connector = Connector::new().resolver(SlowIpv6);
+/// # drop(connector);
+/// ```
+pub trait Resolve: Send + Sync + 'static {
     /// Looks `host` up; each address returned carries `port`.
     fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a>;
 
@@ -80,6 +128,60 @@ pub trait Resolve: fmt::Debug + Send + Sync + 'static {
         Box::pin(futures_util::stream::once(async move {
             Answer::all(lookup.await)
         }))
+    }
+}
+
+/// A resolver shared by `Arc` (so one resolver can serve several connectors, or stay in a
+/// test's hands) resolves as the resolver itself.
+impl<R: Resolve + ?Sized> Resolve for Arc<R> {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
+        (**self).resolve(host, port)
+    }
+
+    fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        (**self).resolve_in_parts(host, port)
+    }
+}
+
+/// A boxed resolver, such as a `Box<dyn Resolve>` chosen at run time, resolves as the
+/// resolver itself.
+impl<R: Resolve + ?Sized> Resolve for Box<R> {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
+        (**self).resolve(host, port)
+    }
+
+    fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        (**self).resolve_in_parts(host, port)
+    }
+}
+
+/// The connector's resolver, shared by its clones, printed by its type's name.
+#[derive(Clone)]
+pub(crate) struct SharedResolver {
+    resolver: Arc<dyn Resolve>,
+    name: &'static str,
+}
+
+impl SharedResolver {
+    pub(crate) fn new<R: Resolve>(resolver: R) -> Self {
+        Self {
+            resolver: Arc::new(resolver),
+            name: std::any::type_name::<R>(),
+        }
+    }
+}
+
+impl std::ops::Deref for SharedResolver {
+    type Target = dyn Resolve;
+
+    fn deref(&self) -> &(dyn Resolve + 'static) {
+        &*self.resolver
+    }
+}
+
+impl fmt::Debug for SharedResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
     }
 }
 

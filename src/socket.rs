@@ -36,6 +36,7 @@ use crate::connector::Connector;
 /// # drop(connector);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "Keepalive's setters return the changed value"]
 pub struct Keepalive {
     idle: Option<Duration>,
     interval: Option<Duration>,
@@ -245,7 +246,8 @@ impl Connector {
 
     /// TCP keepalive: `setsockopt(SOL_SOCKET, SO_KEEPALIVE)` and the probe timings of
     /// [`Keepalive`] (`TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`). Default is `None`: off.
-    pub fn keepalive(self, keepalive: Option<Keepalive>) -> Self {
+    pub fn keepalive(self, keepalive: impl Into<Option<Keepalive>>) -> Self {
+        let keepalive = keepalive.into();
         self.with(|s| s.socket.keepalive = keepalive)
     }
 
@@ -256,7 +258,8 @@ impl Connector {
     /// days; `Duration::MAX`, say) is lowered to that. Default is `None`: the system's
     /// (retransmissions for about 15 minutes).
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
-    pub fn tcp_user_timeout(self, timeout: Option<Duration>) -> Self {
+    pub fn tcp_user_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        let timeout = timeout.into();
         self.with(|s| s.socket.tcp_user_timeout = timeout)
     }
 
@@ -267,13 +270,15 @@ impl Connector {
     }
 
     /// Sets `SO_SNDBUF` (`setsockopt(SOL_SOCKET, SO_SNDBUF)`). Default is `None`: the system's.
-    pub fn send_buffer_size(self, size: Option<u32>) -> Self {
+    pub fn send_buffer_size(self, size: impl Into<Option<u32>>) -> Self {
+        let size = size.into();
         self.with(|s| s.socket.send_buffer_size = size)
     }
 
     /// Sets `SO_RCVBUF` (`setsockopt(SOL_SOCKET, SO_RCVBUF)`), before `connect` so that the
     /// TCP window scale is negotiated for it. Default is `None`: the system's.
-    pub fn recv_buffer_size(self, size: Option<u32>) -> Self {
+    pub fn recv_buffer_size(self, size: impl Into<Option<u32>>) -> Self {
+        let size = size.into();
         self.with(|s| s.socket.recv_buffer_size = size)
     }
 
@@ -282,22 +287,25 @@ impl Connector {
     /// port is chosen at `connect` for the destination and a client that binds one source
     /// address for many connects does not run out of ephemeral ports; a kernel without it
     /// (`ENOPROTOOPT`) binds as before. Default is `None`: the system picks.
-    pub fn local_address_v4(self, addr: Option<Ipv4Addr>) -> Self {
+    pub fn local_address_v4(self, addr: impl Into<Option<Ipv4Addr>>) -> Self {
+        let addr = addr.into();
         self.with(|s| s.socket.local_v4 = addr)
     }
 
     /// The local address IPv6 attempts `bind(2)` to, with port 0, after
     /// `IP_BIND_ADDRESS_NO_PORT` as for [`local_address_v4`](Self::local_address_v4). Default
     /// is `None`: the system picks.
-    pub fn local_address_v6(self, addr: Option<Ipv6Addr>) -> Self {
+    pub fn local_address_v6(self, addr: impl Into<Option<Ipv6Addr>>) -> Self {
+        let addr = addr.into();
         self.with(|s| s.socket.local_v6 = addr)
     }
 
     /// Binds each socket to a network interface by name (`setsockopt(SOL_SOCKET,
     /// SO_BINDTODEVICE)`); usually needs `CAP_NET_RAW`. Default is `None`.
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
-    pub fn bind_device(self, interface: Option<&str>) -> Self {
-        self.with(|s| s.socket.device = interface.map(|name| name.as_bytes().to_vec()))
+    pub fn bind_device<'a>(self, interface: impl Into<Option<&'a str>>) -> Self {
+        let device = interface.into().map(|name| name.as_bytes().to_vec());
+        self.with(|s| s.socket.device = device)
     }
 
     /// Binds each socket to a network interface by index on Apple platforms
@@ -305,7 +313,8 @@ impl Connector {
     /// as `bind_device` does on Linux. Compiled for Apple targets only and not tested by this
     /// project's CI, which runs on Linux. Default is `None`.
     #[cfg(target_vendor = "apple")]
-    pub fn interface_index(self, index: Option<std::num::NonZeroU32>) -> Self {
+    pub fn interface_index(self, index: impl Into<Option<std::num::NonZeroU32>>) -> Self {
+        let index = index.into();
         self.with(|s| s.socket.interface_index = index)
     }
 

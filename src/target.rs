@@ -1,7 +1,7 @@
 //! What to connect to: parsing `host:port` strings and the other accepted forms.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -26,12 +26,12 @@ use crate::host::{check_common, check_name, parse_ipv6, parse_port, split_host_p
 ///
 /// assert!("example.com".parse::<Target>().is_err()); // no port
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
     kind: Kind,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     /// A name for the resolver, in ASCII; `given` is the name as written when that was an
     /// internationalized name (`bücher.example` for `xn--bcher-kva.example`).
@@ -291,9 +291,14 @@ pub enum TargetError {
 /// Conversion into a [`Target`]: implemented for every form a `connect` method accepts.
 ///
 /// - `"host:port"`, `"[v6]:port"`, `"a.b.c.d:port"` as `&str`, `String` or `&String`;
-/// - `(&str, u16)` and `(String, u16)`, where the host may be a name or an IP literal;
-/// - `(IpAddr, u16)`, `SocketAddr`, `SocketAddrV4`, `SocketAddrV6`;
-/// - a pre-resolved list, `Vec<SocketAddr>` or `&[SocketAddr]`, tried in the given order;
+/// - `(&str, u16)`, `(String, u16)` and `(&String, u16)`, where the host may be a name or an
+///   IP literal;
+/// - `(IpAddr, u16)`, `(Ipv4Addr, u16)`, `(Ipv6Addr, u16)`, `SocketAddr`, `&SocketAddr`,
+///   `SocketAddrV4`, `SocketAddrV6`;
+/// - a pre-resolved list, `Vec<SocketAddr>`, `&Vec<SocketAddr>`, `&[SocketAddr]`,
+///   `[SocketAddr; N]` or `&[SocketAddr; N]`, tried in the given order;
+///
+/// every form tokio's `ToSocketAddrs` takes, and lists.
 /// - a [`Target`] or `&Target`.
 pub trait IntoTarget {
     /// Parses or wraps `self`.
@@ -346,9 +351,33 @@ impl IntoTarget for (String, u16) {
     }
 }
 
+impl IntoTarget for (&String, u16) {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Target::from_host_port(self.0, self.1)
+    }
+}
+
 impl IntoTarget for (IpAddr, u16) {
     fn into_target(self) -> Result<Target, TargetError> {
         SocketAddr::from(self).into_target()
+    }
+}
+
+impl IntoTarget for (Ipv4Addr, u16) {
+    fn into_target(self) -> Result<Target, TargetError> {
+        SocketAddr::from(self).into_target()
+    }
+}
+
+impl IntoTarget for (Ipv6Addr, u16) {
+    fn into_target(self) -> Result<Target, TargetError> {
+        SocketAddr::from(self).into_target()
+    }
+}
+
+impl IntoTarget for &SocketAddr {
+    fn into_target(self) -> Result<Target, TargetError> {
+        (*self).into_target()
     }
 }
 
@@ -382,6 +411,24 @@ impl IntoTarget for &[SocketAddr] {
 impl IntoTarget for Vec<SocketAddr> {
     fn into_target(self) -> Result<Target, TargetError> {
         Ok(Target::from(self))
+    }
+}
+
+impl IntoTarget for &Vec<SocketAddr> {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Ok(Target::from(self.as_slice()))
+    }
+}
+
+impl<const N: usize> IntoTarget for [SocketAddr; N] {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Ok(Target::from(&self[..]))
+    }
+}
+
+impl<const N: usize> IntoTarget for &[SocketAddr; N] {
+    fn into_target(self) -> Result<Target, TargetError> {
+        Ok(Target::from(&self[..]))
     }
 }
 

@@ -333,8 +333,8 @@ async fn sequential_follows_the_same_rules_one_at_a_time() {
 }
 
 /// Answers in parts that a test changes between connects.
-#[derive(Clone, Debug, Default)]
-struct Changing(std::sync::Arc<std::sync::Mutex<Parts>>);
+#[derive(Debug, Default)]
+struct Changing(std::sync::Mutex<Parts>);
 
 impl Changing {
     fn answer(&self, list: &[(u64, Part)]) {
@@ -357,7 +357,7 @@ impl Resolve for Changing {
 /// the first answer is: the next connect does not dial it first again.
 #[tokio::test(start_paused = true)]
 async fn a_remembered_winner_from_a_late_answer_is_forgotten_when_it_fails() {
-    let resolver = Changing::default();
+    let resolver = std::sync::Arc::new(Changing::default());
     let connector = Connector::new().resolver(resolver.clone());
     // Connect 1: IPv4 wins and is remembered.
     resolver.answer(&[(0, Part::V4(vec![v4(1)])), (0, Part::V6(vec![]))]);

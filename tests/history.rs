@@ -32,13 +32,9 @@ impl Answers {
     }
 }
 
-#[derive(Debug)]
-struct Shared(std::sync::Arc<Answers>);
-
-impl Resolve for Shared {
+impl Resolve for Answers {
     fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> Resolving<'a> {
         let answer = self
-            .0
             .0
             .lock()
             .unwrap()
@@ -57,7 +53,7 @@ fn first_start(script: &Script, from: usize) -> (SocketAddr, Duration) {
 async fn the_remembered_winner_goes_first_and_pays_no_delay() {
     let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
     let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
-    let connector = Connector::new().resolver(Shared(answers));
+    let connector = Connector::new().resolver(answers);
 
     let began = script.elapsed();
     connector
@@ -97,7 +93,7 @@ async fn memory_expires() {
     let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
     let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
     let connector = Connector::new()
-        .resolver(Shared(answers))
+        .resolver(answers)
         .winner_memory(16, ms(60_000));
     connector
         .connect_with("dual.test:1", script.dialer())
@@ -135,7 +131,7 @@ async fn memory_evicts_the_least_recently_used_host() {
         (v4(2), Step::Connect(ms(1))),
     ]);
     let connector = Connector::new()
-        .resolver(Shared(answers))
+        .resolver(answers)
         .winner_memory(1, ms(60_000));
     connector
         .connect_with("a.test:1", script.dialer())
@@ -165,7 +161,7 @@ async fn memory_evicts_the_least_recently_used_host() {
 #[tokio::test(start_paused = true)]
 async fn a_remembered_address_that_fails_is_forgotten_and_costs_no_delay() {
     let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
-    let connector = Connector::new().resolver(Shared(answers));
+    let connector = Connector::new().resolver(answers);
     let learn = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
     connector
         .connect_with("dual.test:1", learn.dialer())
@@ -211,7 +207,7 @@ async fn memory_only_reorders_what_the_resolver_returned() {
         (v4(1), Step::Connect(ms(1))),
         (v6(2), Step::Connect(ms(1))),
     ]);
-    let connector = Connector::new().resolver(Shared(answers.clone()));
+    let connector = Connector::new().resolver(answers.clone());
     connector
         .connect_with("moving.test:1", script.dialer())
         .await
@@ -234,7 +230,7 @@ async fn memory_can_be_turned_off() {
     let answers = Answers::with(&[("dual.test", &[v6(1), v4(1)])]);
     let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Connect(ms(1)))]);
     let connector = Connector::new()
-        .resolver(Shared(answers))
+        .resolver(answers)
         .winner_memory(0, ms(60_000));
     connector
         .connect_with("dual.test:1", script.dialer())

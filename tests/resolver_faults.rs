@@ -131,19 +131,12 @@ async fn one_address_a_thousand_times_is_dialed_once() {
 #[tokio::test(start_paused = true)]
 async fn ip_literals_and_lists_never_reach_the_resolver() {
     let resolver = std::sync::Arc::new(FixedResolver::new("x.test", &[v4(9)]));
-    #[derive(Debug)]
-    struct Shared(std::sync::Arc<FixedResolver>);
-    impl Resolve for Shared {
-        fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
-            self.0.resolve(host, port)
-        }
-    }
     let script = Script::new(&[
         (v4(1), Step::Connect(ms(1))),
         (v4(2), Step::Connect(ms(1))),
         (v4(9), Step::Fail(ms(1), ErrorKind::ConnectionRefused)),
     ]);
-    let connector = Connector::new().resolver(Shared(resolver.clone()));
+    let connector = Connector::new().resolver(resolver.clone());
     connector
         .connect_with("127.0.0.1:1", script.dialer())
         .await
