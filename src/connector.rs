@@ -359,11 +359,13 @@ impl Connector {
     }
 
     /// Races `dial` over the target's addresses, like [`connect`](Self::connect), and returns
-    /// the winner's stream: for a TLS stream, a test double, or anything else built per address.
+    /// the winner's stream: for a TLS stream (so that an attempt wins only once its handshake
+    /// is done, as Happy Eyeballs v3 asks), a test double, or anything else built per address.
     ///
-    /// `dial` is called once per attempt. The socket options of this connector are not
-    /// applied: they belong to `connect`'s own dialer. The future does not borrow the
-    /// connector.
+    /// `dial` is called once per attempt. It makes its own connection: for TCP exactly as
+    /// [`connect`](Self::connect) would make it (every socket option, local address and
+    /// [`before_connect`](Self::before_connect) hook of this connector), dial through
+    /// [`tcp_dialer`](Self::tcp_dialer). The future does not borrow the connector.
     ///
     /// # Errors
     ///
@@ -373,9 +375,76 @@ impl Connector {
     ///
     /// Dropping the future drops every running `dial` future; the streams of losers that had
     /// connected are dropped before this returns.
+    ///
+    /// # Examples
+    ///
+    /// A TLS race with tokio-rustls, over TCP set up as the connector's own connects are (this
+    /// crate does not depend on rustls, so the snippet is not compiled here; the workspace's
+    /// `tls-race` example runs the same code):
+    ///
+    /// ```ignore
+    /// # use std::sync::Arc;
+    /// # async fn run(config: Arc<rustls::ClientConfig>) -> Result<(), connect_any::ConnectError> {
+    /// use connect_any::Connector;
+    /// use rustls::pki_types::ServerName;
+    /// use tokio_rustls::TlsConnector;
+    ///
+    /// let connector = Connector::new().nodelay(true);
+    /// let tcp = connector.tcp_dialer();
+    /// let tls = TlsConnector::from(config);
+    /// let name = ServerName::try_from("example.com").unwrap();
+    /// let stream = connector
+    ///     .connect_with("example.com:443", |addr| {
+    ///         let (tcp, tls, name) = (tcp.clone(), tls.clone(), name.clone());
+    ///         async move { tls.connect(name, tcp.dial(addr).await?).await }
+    ///     })
+    ///     .await?;
+    /// # drop(stream);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect_with<T, D, Fut, S>(
         &self,
         target: T,
+        dial: D,
+    ) -> impl Future<Output = Result<S, ConnectError>> + use<T, D, Fut, S>
+    where
+        T: IntoTarget,
+        D: FnMut(SocketAddr) -> Fut,
+        Fut: Future<Output = io::Result<S>>,
+    {
+        self.connect_with_until(target, None, dial)
+    }
+
+    /// Like [`connect_with`](Self::connect_with), and also ends with
+    /// [`ConnectError::Cancelled`] when `token` is cancelled; the connector's own token (if
+    /// any) still applies.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect_with`](Self::connect_with).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`connect_with`](Self::connect_with).
+    pub fn connect_with_cancellable<T, D, Fut, S>(
+        &self,
+        target: T,
+        token: &CancellationToken,
+        dial: D,
+    ) -> impl Future<Output = Result<S, ConnectError>> + use<T, D, Fut, S>
+    where
+        T: IntoTarget,
+        D: FnMut(SocketAddr) -> Fut,
+        Fut: Future<Output = io::Result<S>>,
+    {
+        self.connect_with_until(target, Some(token.clone()), dial)
+    }
+
+    fn connect_with_until<T, D, Fut, S>(
+        &self,
+        target: T,
+        token: Option<CancellationToken>,
         dial: D,
     ) -> impl Future<Output = Result<S, ConnectError>> + use<T, D, Fut, S>
     where
@@ -387,9 +456,42 @@ impl Connector {
         let settings = self.settings.clone();
         async move {
             let target = target.as_ref().map_err(|e| e.clone())?;
-            let won = pipeline::connect(&settings, target, None, dial).await?;
+            let won = pipeline::connect(&settings, target, token.as_ref(), dial).await?;
             Ok(won.stream)
         }
+    }
+
+    /// A TCP dialer that makes each connection exactly as [`connect`](Self::connect) does:
+    /// every socket option, local address and [`before_connect`](Self::before_connect) hook of
+    /// this connector, for the dialer of [`connect_with`](Self::connect_with). Cheap to clone;
+    /// it keeps the settings this connector has now.
+    pub fn tcp_dialer(&self) -> TcpDialer {
+        TcpDialer {
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+/// Dials one address over TCP with a [`Connector`]'s socket settings; see
+/// [`Connector::tcp_dialer`].
+#[derive(Clone, Debug)]
+pub struct TcpDialer {
+    settings: Arc<Settings>,
+}
+
+impl TcpDialer {
+    /// Opens a socket of `addr`'s family, applies the connector's socket options and hook,
+    /// and connects it; no timeout of its own (the race's apply around it).
+    ///
+    /// # Errors
+    ///
+    /// The error of the socket call that failed, or of the hook.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the socket.
+    pub fn dial(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        self.settings.socket.connect(addr)
     }
 }
 

@@ -74,7 +74,7 @@ mod target;
 
 pub use answers::{Answer, Answering, Family, FamilyErrors};
 pub use attempts::{Attempt, Attempts};
-pub use connector::{Connector, Strategy};
+pub use connector::{Connector, Strategy, TcpDialer};
 pub use error::{ConnectError, Stage};
 #[cfg(feature = "hickory")]
 pub use hickory::HickoryResolver;

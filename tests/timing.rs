@@ -546,3 +546,24 @@ async fn each_attempt_is_polled_only_when_woken() {
         );
     }
 }
+
+/// `connect_with_cancellable`: the call's own token ends the race at the instant it fires,
+/// with every attempt made so far, and drops the running ones.
+#[tokio::test(start_paused = true)]
+async fn a_per_call_token_cancels_a_custom_dialer_race() {
+    let script = Script::new(&[(v6(1), Step::Hang), (v4(1), Step::Hang)]);
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(ms(300)).await;
+        cancel.cancel();
+    });
+    let error = happy()
+        .connect_with_cancellable(vec![v6(1), v4(1)], &token, script.dialer())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ConnectError::Cancelled { .. }), "{error:?}");
+    assert_eq!(script.starts(), [(v6(1), ms(0)), (v4(1), ms(250))]);
+    assert_eq!(script.elapsed(), ms(300));
+    assert_eq!(script.live(), 0, "both attempts were dropped");
+}

@@ -27,11 +27,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = ServerName::try_from(TLS_NAME)?;
     let connector = Connector::new()
         .attempt_delay(Duration::from_millis(100))
-        .timeout(Some(Duration::from_secs(5)));
+        .timeout(Duration::from_secs(5))
+        .nodelay(true);
+    // TCP exactly as the connector's own connects make it: its socket options and hook.
+    let tcp = connector.tcp_dialer();
     let began = Instant::now();
     let stream = connector
         .connect_with(vec![mute.addr, good], |addr| {
-            tls_dial(tls.clone(), name.clone(), addr)
+            tls_dial(tcp.clone(), tls.clone(), name.clone(), addr)
         })
         .await?;
     let (tcp, session) = stream.get_ref();

@@ -157,14 +157,15 @@ where
         .await;
 }
 
-/// Connects over TCP, then completes a TLS handshake as `name`: a dialer for which an
-/// attempt wins only once TLS is up.
+/// Connects over TCP with `tcp` (a connector's own socket settings), then completes a TLS
+/// handshake as `name`: a dialer for which an attempt wins only once TLS is up.
 pub async fn tls_dial(
+    tcp: connect_any::TcpDialer,
     tls: TlsConnector,
     name: ServerName<'static>,
     addr: SocketAddr,
 ) -> io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
+    let tcp = tcp.dial(addr).await?;
     tls.connect(name, tcp).await
 }
 

@@ -2,7 +2,7 @@
 //! accepts TCP but never answers the ClientHello loses to one that completes the handshake,
 //! and the stalled connection is closed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connect_any::Connector;
@@ -18,17 +18,38 @@ async fn the_address_that_completes_tls_wins_and_the_stalled_one_is_closed() {
     let good = https_server("127.0.0.1", &cert).await;
     let tls = TlsConnector::from(Arc::new(cert.client_config()));
     let name = ServerName::try_from(TLS_NAME).unwrap();
+    let hooked = Arc::new(Mutex::new(Vec::new()));
+    let seen = hooked.clone();
     let connector = Connector::new()
         .attempt_delay(Duration::from_millis(100))
-        .timeout(Some(Duration::from_secs(10)));
+        .timeout(Duration::from_secs(10))
+        .nodelay(true)
+        .before_connect(move |socket, addr| {
+            seen.lock().unwrap().push(addr);
+            socket2::SockRef::from(socket).set_tos_v4(0x10)
+        });
+    let tcp = connector.tcp_dialer();
 
     let began = Instant::now();
     let stream = connector
         .connect_with(vec![mute.addr, good], |addr| {
-            tls_dial(tls.clone(), name.clone(), addr)
+            tls_dial(tcp.clone(), tls.clone(), name.clone(), addr)
         })
         .await
         .unwrap();
+    // The TCP under the TLS stream was set up as the connector's own connects are.
+    let socket = socket2::SockRef::from(stream.get_ref().0);
+    assert!(socket.tcp_nodelay().unwrap(), "TCP_NODELAY read back");
+    assert_eq!(
+        socket.tos_v4().unwrap(),
+        0x10,
+        "the hook's IP_TOS read back"
+    );
+    assert_eq!(
+        *hooked.lock().unwrap(),
+        [mute.addr, good],
+        "the hook ran per attempt"
+    );
     let took = began.elapsed();
     let peer = stream.get_ref().0.peer_addr().unwrap();
     println!(
