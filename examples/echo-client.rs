@@ -163,7 +163,7 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("echo-client: {error}");
+            eprintln!("echo-client: {error:#}");
             ExitCode::FAILURE
         }
     }

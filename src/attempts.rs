@@ -5,6 +5,8 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::human::Human;
+
 /// One connection attempt to one address that did not win.
 #[derive(Debug)]
 pub struct Attempt {
@@ -12,6 +14,9 @@ pub struct Attempt {
     error: io::Error,
     started: Duration,
     duration: Duration,
+    /// Still running when the connect ended (timed out or cancelled): its error is ours, not
+    /// the destination's.
+    aborted: bool,
 }
 
 impl Attempt {
@@ -26,6 +31,15 @@ impl Attempt {
             error,
             started,
             duration: ended.saturating_sub(started),
+            aborted: false,
+        }
+    }
+
+    /// This attempt, marked as still running when the connect ended.
+    pub(crate) fn aborted(self) -> Self {
+        Self {
+            aborted: true,
+            ..self
         }
     }
 
@@ -54,16 +68,20 @@ impl fmt::Display for Attempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (started at {:?}, after {:?}): {}",
-            self.addr, self.started, self.duration, self.error
+            "{} (started at {}, after {}): {}",
+            self.addr,
+            Human(self.started),
+            Human(self.duration),
+            self.error
         )
     }
 }
 
 /// The attempts of one connect, in start order.
 ///
-/// Dereferences to a slice of [`Attempt`]; its `Display` is the most relevant failure (see
-/// [`most_relevant`](Self::most_relevant)) and the count.
+/// Dereferences to a slice of [`Attempt`]. Its `Display` is the count and the address of the
+/// most relevant failure (see [`most_relevant`](Self::most_relevant)): `2 attempts, most
+/// relevant 10.0.0.7:5432`; the alternate form (`{:#}`) adds that attempt's error.
 #[derive(Debug, Default)]
 pub struct Attempts(Vec<Attempt>);
 
@@ -85,6 +103,13 @@ impl Attempts {
     pub fn most_relevant(&self) -> Option<&Attempt> {
         // `max_by_key` keeps the last maximum; iterating in reverse keeps the earliest.
         self.0.iter().rev().max_by_key(|a| relevance(&a.error))
+    }
+
+    /// The most relevant of the attempts that failed on their own, not aborted by the
+    /// connect's end: the cause of a failed connect.
+    pub(crate) fn most_relevant_failure(&self) -> Option<&Attempt> {
+        let own = self.0.iter().rev().filter(|a| !a.aborted);
+        own.max_by_key(|a| relevance(&a.error))
     }
 
     /// The kind of the most relevant failure (a stable one, see `stable_kind`); `Other`
@@ -130,15 +155,21 @@ impl IntoIterator for Attempts {
     }
 }
 
-/// The most relevant failure and how many attempts there were:
-/// `127.0.0.1:80: connection refused, 1 of 2 attempts`.
+/// How many attempts there were and the most relevant one's address (`1 attempt, to
+/// 127.0.0.1:80`, `2 attempts, most relevant 127.0.0.1:80`); `{:#}` adds its error.
 impl fmt::Display for Attempts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.most_relevant() {
-            None => f.write_str("no attempts"),
-            Some(a) if self.len() == 1 => write!(f, "{}: {}", a.addr, a.error),
-            Some(a) => write!(f, "{}: {}, 1 of {} attempts", a.addr, a.error, self.len()),
+        let Some(a) = self.most_relevant() else {
+            return f.write_str("no attempts");
+        };
+        match self.len() {
+            1 => write!(f, "1 attempt, to {}", a.addr)?,
+            n => write!(f, "{n} attempts, most relevant {}", a.addr)?,
         }
+        if f.alternate() {
+            write!(f, ": {}", a.error)?;
+        }
+        Ok(())
     }
 }
 

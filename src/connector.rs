@@ -17,7 +17,7 @@ use crate::race::Stagger;
 use crate::resolve::{IpFamilies, Overrides, Resolve, SharedResolver};
 use crate::socket::SocketOptions;
 use crate::system::SystemResolver;
-use crate::target::IntoTarget;
+use crate::target::{IntoTarget, TargetError};
 
 /// RFC 8305 §5's recommended Connection Attempt Delay.
 const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -347,11 +347,11 @@ impl Connector {
         target: impl IntoTarget,
         token: Option<CancellationToken>,
     ) -> impl Future<Output = Result<TcpStream, ConnectError>> + Send + 'static {
-        let target = target.into_target();
+        let target = target.into_target_or_input();
         let settings = self.settings.clone();
         async move {
             // Borrowed rather than moved out, so the future holds the target once.
-            let target = target.as_ref().map_err(|e| e.clone())?;
+            let target = target.as_ref().map_err(invalid)?;
             let dial = |addr| settings.socket.connect(addr);
             let won = pipeline::connect(&settings, target, token.as_ref(), dial).await?;
             Ok(won.stream)
@@ -452,10 +452,10 @@ impl Connector {
         D: FnMut(SocketAddr) -> Fut,
         Fut: Future<Output = io::Result<S>>,
     {
-        let target = target.into_target();
+        let target = target.into_target_or_input();
         let settings = self.settings.clone();
         async move {
-            let target = target.as_ref().map_err(|e| e.clone())?;
+            let target = target.as_ref().map_err(invalid)?;
             let won = pipeline::connect(&settings, target, token.as_ref(), dial).await?;
             Ok(won.stream)
         }
@@ -469,6 +469,14 @@ impl Connector {
         TcpDialer {
             settings: self.settings.clone(),
         }
+    }
+}
+
+/// The error for a target that did not convert, naming the input.
+fn invalid((cause, input): &(TargetError, String)) -> ConnectError {
+    ConnectError::InvalidTarget {
+        input: input.clone(),
+        cause: cause.clone(),
     }
 }
 

@@ -6,44 +6,81 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::attempts::{Attempt, Attempts, stable_kind};
+use crate::human::Human;
 use crate::target::TargetError;
 
 /// Why a connect failed.
 ///
-/// `Display` is one line that names the target and shows the cause (for failed attempts, the
-/// most informative of them: see [`most_relevant`](Self::most_relevant)); since the message
-/// already shows it, [`source`](std::error::Error::source) is `None`, so that a reporter that
-/// walks the chain prints each cause once. The per-address details are in
-/// [`attempts`](Self::attempts).
-#[derive(Debug, thiserror::Error)]
+/// # Printing
+///
+/// Each level of the error says one thing. `Display` (`{}`) is one line that names the target
+/// and says what happened, without the cause's own text; the cause is
+/// [`source`](std::error::Error::source): for failed attempts the most informative attempt's
+/// `io::Error` (see [`most_relevant`](Self::most_relevant)), for a failed lookup the
+/// resolver's, for an invalid target the [`TargetError`]. So retry code that walks `source()`
+/// finds the `io::Error`, and a reporter that prints the chain (anyhow's `{:#}`,
+/// `std::error::Report`, tracing's error fields) shows each cause once:
+///
+/// `could not connect to db.internal:5432 (2 attempts, most relevant 10.0.0.7:5432): Connection refused (os error 111)`
+///
+/// The alternate form (`{:#}`) prints that same line, the cause included, for a log line of
+/// its own. The per-address details are in [`attempts`](Self::attempts).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::io::ErrorKind;
+/// use connect_any::{ConnectError, Connector};
+///
+/// # async fn run() {
+/// match Connector::new().connect("db.internal:5432").await {
+///     Ok(stream) => drop(stream),
+///     Err(ConnectError::Resolve { cause, .. }) if cause.kind() == ErrorKind::NotFound => {
+///         eprintln!("no such host");
+///     }
+///     Err(error) => {
+///         eprintln!("{error:#}");
+///         for attempt in error.attempts() {
+///             eprintln!("  {attempt}");
+///         }
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The target could not be parsed; nothing was resolved or dialed.
-    #[error("invalid target: {0}")]
-    InvalidTarget(TargetError),
+    #[non_exhaustive]
+    InvalidTarget {
+        /// The target as given (empty where the input was not text).
+        input: String,
+        /// What is wrong with it; also the [`source`](std::error::Error::source).
+        cause: TargetError,
+    },
 
     /// The resolver failed.
-    #[error("failed to resolve {host}: {cause}")]
     #[non_exhaustive]
     Resolve {
         /// The name and port that were looked up.
         host: String,
-        /// The resolver's error; for [`SystemResolver`](crate::SystemResolver), `NotFound`
-        /// for a name that does not exist.
+        /// The resolver's error (also the [`source`](std::error::Error::source)); for
+        /// [`SystemResolver`](crate::SystemResolver), `NotFound` for a name that does not
+        /// exist.
         cause: io::Error,
     },
 
     /// Resolution succeeded but left no address to dial (none returned, or none of an allowed
     /// family).
-    #[error("no addresses for {host}")]
     #[non_exhaustive]
     NoAddresses {
         /// The target.
         host: String,
+        /// How many addresses the [family filter](crate::Connector::ip_families) removed.
+        filtered_by_family: usize,
     },
 
     /// Every address was tried and every attempt failed.
-    #[error("could not connect to {host} ({attempts})")]
     #[non_exhaustive]
     AllAttemptsFailed {
         /// The target.
@@ -53,7 +90,6 @@ pub enum ConnectError {
     },
 
     /// The overall timeout or the resolve timeout ran out.
-    #[error("timed out {stage} {host} after {elapsed:?}{}", attempts.count())]
     #[non_exhaustive]
     TimedOut {
         /// The target.
@@ -68,7 +104,6 @@ pub enum ConnectError {
     },
 
     /// The address policy refused every address; none was dialed.
-    #[error("every address of {host} is denied by the address policy")]
     #[non_exhaustive]
     Denied {
         /// The target.
@@ -80,9 +115,6 @@ pub enum ConnectError {
     /// The tokio runtime has no time driver (it was built without `enable_time` or
     /// `enable_all`), and this connect may need a timer: nothing was resolved or dialed. A
     /// connect to one IP literal with no timeout needs none, and works on such a runtime.
-    #[error(
-        "connect to {host} needs tokio's timers: build the runtime with enable_all() or enable_time()"
-    )]
     #[non_exhaustive]
     NoTimeDriver {
         /// The target.
@@ -90,7 +122,6 @@ pub enum ConnectError {
     },
 
     /// The connector's or the call's cancellation token was cancelled.
-    #[error("connect to {host} cancelled{}", attempts.count())]
     #[non_exhaustive]
     Cancelled {
         /// The target.
@@ -99,6 +130,74 @@ pub enum ConnectError {
         /// aborted and carry an [`ErrorKind::Interrupted`] error.
         attempts: Attempts,
     },
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::InvalidTarget { input, .. } if input.is_empty() => {
+                f.write_str("invalid target")?
+            }
+            ConnectError::InvalidTarget { input, .. } => write!(f, "invalid target {input:?}")?,
+            ConnectError::Resolve { host, .. } => write!(f, "failed to resolve {host}")?,
+            ConnectError::NoAddresses {
+                host,
+                filtered_by_family: 0,
+            } => write!(f, "no addresses for {host}")?,
+            ConnectError::NoAddresses {
+                host,
+                filtered_by_family,
+            } => write!(
+                f,
+                "no addresses for {host}: the family filter removed {filtered_by_family}"
+            )?,
+            ConnectError::AllAttemptsFailed { host, attempts } => {
+                write!(f, "could not connect to {host} ({attempts})")?
+            }
+            ConnectError::TimedOut {
+                host,
+                stage,
+                elapsed,
+                attempts,
+            } => write!(
+                f,
+                "timed out {stage} {host} after {}{}",
+                Human(*elapsed),
+                attempts.count()
+            )?,
+            ConnectError::Denied { host, .. } => {
+                write!(f, "every address of {host} is denied by the address policy")?
+            }
+            ConnectError::NoTimeDriver { host } => write!(
+                f,
+                "connect to {host} needs tokio's timers: build the runtime with enable_all() or enable_time()"
+            )?,
+            ConnectError::Cancelled { host, attempts } => {
+                write!(f, "connect to {host} cancelled{}", attempts.count())?
+            }
+        }
+        match (f.alternate(), std::error::Error::source(self)) {
+            (true, Some(cause)) => write!(f, ": {cause}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::InvalidTarget { cause, .. } => Some(cause),
+            ConnectError::Resolve { cause, .. } => Some(cause),
+            ConnectError::AllAttemptsFailed { attempts, .. }
+            | ConnectError::TimedOut { attempts, .. }
+            | ConnectError::Cancelled { attempts, .. } => attempts
+                .most_relevant_failure()
+                .map(|attempt| attempt.error() as &(dyn std::error::Error + 'static)),
+            ConnectError::NoAddresses { .. }
+            | ConnectError::Denied { .. }
+            | ConnectError::NoTimeDriver { .. } => None,
+        }
+    }
 }
 
 /// The stage a connect was in when its time ran out.
@@ -127,7 +226,7 @@ impl ConnectError {
             ConnectError::AllAttemptsFailed { attempts, .. }
             | ConnectError::TimedOut { attempts, .. }
             | ConnectError::Cancelled { attempts, .. } => attempts,
-            ConnectError::InvalidTarget(_)
+            ConnectError::InvalidTarget { .. }
             | ConnectError::Resolve { .. }
             | ConnectError::NoAddresses { .. }
             | ConnectError::NoTimeDriver { .. }
@@ -138,9 +237,9 @@ impl ConnectError {
     /// The target as written in the message, or `None` for an invalid target.
     pub fn host(&self) -> Option<&str> {
         match self {
-            ConnectError::InvalidTarget(_) => None,
+            ConnectError::InvalidTarget { .. } => None,
             ConnectError::Resolve { host, .. }
-            | ConnectError::NoAddresses { host }
+            | ConnectError::NoAddresses { host, .. }
             | ConnectError::NoTimeDriver { host }
             | ConnectError::Denied { host, .. }
             | ConnectError::AllAttemptsFailed { host, .. }
@@ -158,7 +257,7 @@ impl ConnectError {
     /// standard library uses for some OS errors and every resolver failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ConnectError::InvalidTarget(_) => ErrorKind::InvalidInput,
+            ConnectError::InvalidTarget { .. } => ErrorKind::InvalidInput,
             ConnectError::Resolve { cause, .. } => stable_kind(cause),
             ConnectError::NoAddresses { .. } => ErrorKind::NotFound,
             ConnectError::Denied { .. } => ErrorKind::PermissionDenied,
@@ -181,8 +280,12 @@ impl ConnectError {
 }
 
 impl From<TargetError> for ConnectError {
-    fn from(error: TargetError) -> Self {
-        ConnectError::InvalidTarget(error)
+    /// An invalid target whose input is not known.
+    fn from(cause: TargetError) -> Self {
+        ConnectError::InvalidTarget {
+            input: String::new(),
+            cause,
+        }
     }
 }
 
@@ -247,7 +350,10 @@ mod tests {
         );
         let host = String::from("h:1");
         assert_eq!(
-            kind(ConnectError::NoAddresses { host: host.clone() }),
+            kind(ConnectError::NoAddresses {
+                host: host.clone(),
+                filtered_by_family: 0
+            }),
             ErrorKind::NotFound
         );
         let timed_out = ConnectError::TimedOut {
@@ -269,14 +375,41 @@ mod tests {
         assert_eq!(kind(cancelled), ErrorKind::Other);
     }
 
+    /// The chain as a reporter prints it (anyhow's `{:#}`): each level's `Display`, joined.
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut printed = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            printed = format!("{printed}: {cause}");
+            source = cause.source();
+        }
+        printed
+    }
+
     #[test]
-    fn display_shows_the_cause_once() {
+    fn each_level_says_one_thing_and_the_chain_says_it_once() {
         let refused = failed(vec![attempt(1, ErrorKind::ConnectionRefused)]);
         assert_eq!(
             refused.to_string(),
-            "could not connect to example.com:80 (127.0.0.1:1: connection refused)"
+            "could not connect to example.com:80 (1 attempt, to 127.0.0.1:1)"
         );
-        assert!(std::error::Error::source(&refused).is_none());
+        let cause = std::error::Error::source(&refused).unwrap();
+        let io = cause.downcast_ref::<io::Error>().unwrap();
+        assert_eq!(
+            io.kind(),
+            ErrorKind::ConnectionRefused,
+            "retry code finds it"
+        );
+        assert_eq!(
+            chain(&refused),
+            "could not connect to example.com:80 (1 attempt, to 127.0.0.1:1): connection refused"
+        );
+        assert_eq!(
+            format!("{refused:#}"),
+            chain(&refused),
+            "alone, with the cause"
+        );
+
         let dialer_says = Attempt::new(
             SocketAddr::from(([127, 0, 0, 1], 1)),
             io::Error::new(ErrorKind::InvalidData, "tls: bad certificate"),
@@ -285,29 +418,53 @@ mod tests {
         );
         let two = failed(vec![attempt(2, ErrorKind::TimedOut), dialer_says]);
         assert_eq!(
-            two.to_string(),
-            "could not connect to example.com:80 (127.0.0.1:1: tls: bad certificate, 1 of 2 attempts)"
+            chain(&two),
+            "could not connect to example.com:80 (2 attempts, most relevant 127.0.0.1:1): tls: bad certificate"
         );
+        assert_eq!(format!("{two:#}"), chain(&two));
+
         let timed_out = ConnectError::TimedOut {
             host: "h:1".into(),
             stage: Stage::Connect,
-            elapsed: Duration::from_millis(500),
-            attempts: Attempts::new(vec![attempt(1, ErrorKind::TimedOut)]),
+            elapsed: Duration::from_micros(500_317),
+            attempts: Attempts::new(vec![attempt(1, ErrorKind::TimedOut).aborted()]),
         };
         assert_eq!(
             timed_out.to_string(),
-            "timed out connecting to h:1 after 500ms (1 attempt)"
+            "timed out connecting to h:1 after 500 ms (1 attempt)"
         );
+        assert!(
+            std::error::Error::source(&timed_out).is_none(),
+            "an attempt the timeout aborted is not a cause"
+        );
+        assert_eq!(format!("{timed_out:#}"), timed_out.to_string());
+
         let unresolved = ConnectError::Resolve {
             host: "h:1".into(),
             cause: io::Error::new(ErrorKind::NotFound, "no such host"),
         };
+        assert_eq!(unresolved.to_string(), "failed to resolve h:1");
+        assert_eq!(chain(&unresolved), "failed to resolve h:1: no such host");
         assert_eq!(
-            unresolved.to_string(),
+            format!("{unresolved:#}"),
             "failed to resolve h:1: no such host"
         );
-        assert!(std::error::Error::source(&unresolved).is_none());
         assert_eq!(unresolved.kind(), ErrorKind::NotFound);
+
+        let invalid = ConnectError::InvalidTarget {
+            input: "example.com".into(),
+            cause: TargetError::MissingPort,
+        };
+        assert_eq!(
+            chain(&invalid),
+            "invalid target \"example.com\": missing port"
+        );
+        let through_io = io::Error::from(invalid);
+        assert_eq!(
+            chain(&through_io),
+            "invalid target \"example.com\": missing port",
+            "through io::Error, once too"
+        );
     }
 
     fn os(port: u16, code: i32) -> Attempt {

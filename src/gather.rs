@@ -31,8 +31,10 @@ pub(crate) enum Unanswered {
     Failed(io::Error),
     /// Every address was refused by the policy.
     Denied(Vec<SocketAddr>),
-    /// Only negative answers, or only addresses of families not dialed.
-    Empty,
+    /// Only negative answers, or only addresses of families not dialed (`filtered` of them).
+    Empty {
+        filtered: usize,
+    },
     TimedOut,
     Cancelled,
 }
@@ -64,6 +66,7 @@ pub(crate) async fn gather<'a>(
     let mut heard = Heard::default();
     let mut addrs = Vec::new();
     let mut refused = Vec::new();
+    let mut filtered = 0;
     let mut in_parts = false;
     let mut delay_ends = None;
     let mut timer = Timer::default();
@@ -92,7 +95,7 @@ pub(crate) async fn gather<'a>(
                 in_parts |= answer.family.is_some();
                 let counted = answer.addrs.map(|list| {
                     let before = addrs.len();
-                    admission.admit(list, &mut addrs, &mut refused);
+                    filtered += admission.admit(list, &mut addrs, &mut refused);
                     addrs.len() - before
                 });
                 tracing::debug!(family = ?answer.family, ?counted, "answer");
@@ -120,7 +123,7 @@ pub(crate) async fn gather<'a>(
                 return Err(match (refused.is_empty(), heard.failure()) {
                     (false, _) => Unanswered::Denied(refused),
                     (true, Some(error)) => Unanswered::Failed(error),
-                    (true, None) => Unanswered::Empty,
+                    (true, None) => Unanswered::Empty { filtered },
                 });
             }
         }
@@ -145,26 +148,32 @@ pub(crate) async fn gather<'a>(
 
 impl Admission<'_> {
     /// Appends to `addrs` the addresses of `list` that are new and may be dialed, in order;
-    /// those the policy refuses go to `refused`, those of a family not dialed are dropped. The
-    /// first list is filtered where it is, not copied.
+    /// those the policy refuses go to `refused`, those of a family not dialed are dropped and
+    /// counted. The first list is filtered where it is, not copied.
     fn admit(
         &self,
         list: Vec<SocketAddr>,
         addrs: &mut Vec<SocketAddr>,
         refused: &mut Vec<SocketAddr>,
-    ) {
+    ) -> usize {
+        let mut filtered = 0;
         let start = addrs.len();
         match start {
             0 => *addrs = list,
             _ => addrs.extend(list),
         }
         keep_new(addrs, start, |addr| {
-            let allowed = self.families.allows(addr) && self.policy.allows(addr);
-            if !allowed && self.families.allows(addr) {
+            if !self.families.allows(addr) {
+                filtered += 1;
+                return false;
+            }
+            let allowed = self.policy.allows(addr);
+            if !allowed {
                 refused.push(*addr);
             }
             allowed
         });
+        filtered
     }
 }
 

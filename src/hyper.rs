@@ -103,7 +103,10 @@ impl tower_service::Service<Uri> for HyperConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         if self.enforce_http && !is_plaintext_scheme(&uri) {
-            let refused = ConnectError::InvalidTarget(TargetError::SchemeNotHttp);
+            let refused = ConnectError::InvalidTarget {
+                input: uri.to_string(),
+                cause: TargetError::SchemeNotHttp,
+            };
             return Box::pin(std::future::ready(Err(refused)));
         }
         let connecting = self.connector.connect(&uri);
@@ -113,6 +116,11 @@ impl tower_service::Service<Uri> for HyperConnector {
 
 /// A URI's host and port (see [`HyperConnector`] for the defaults).
 impl IntoTarget for &Uri {
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        self.into_target()
+            .map_err(|error| (error, self.to_string()))
+    }
+
     fn into_target(self) -> Result<Target, TargetError> {
         let host = self.host().ok_or(TargetError::EmptyHost)?;
         let scheme = self.scheme_str().map(str::to_ascii_lowercase);
@@ -133,6 +141,10 @@ impl IntoTarget for &Uri {
 impl IntoTarget for Uri {
     fn into_target(self) -> Result<Target, TargetError> {
         (&self).into_target()
+    }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        (&self).into_target_or_input()
     }
 }
 

@@ -52,6 +52,7 @@ mod getaddrinfo;
 mod hickory;
 mod history;
 mod host;
+mod human;
 #[cfg(feature = "hyper")]
 mod hyper;
 #[cfg(feature = "hyper")]

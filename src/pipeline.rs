@@ -83,7 +83,7 @@ where
         }
         _ => {
             let span =
-                tracing::debug_span!("connect", host = %target, strategy = ?settings.strategy);
+                tracing::debug_span!("connect", target = %target, strategy = ?settings.strategy);
             // Allocated before the future is built, so that it is built in place, not copied.
             let boxed = Box::new_uninit();
             let connecting = connect_found(settings, target, call_token, dial).instrument(span);
@@ -224,8 +224,8 @@ pub(crate) async fn lookup_all(
 #[cfg(feature = "reqwest")]
 pub(crate) fn admit_literal(settings: &Settings, target: &Target) -> Result<(), ConnectError> {
     let mut listed = target.addrs().to_vec();
-    dedup_and_filter(&mut listed, settings.families);
-    admit(settings, target, Cow::Owned(listed)).map(drop)
+    let filtered = dedup_and_filter(&mut listed, settings.families);
+    admit(settings, target, Cow::Owned(listed), filtered).map(drop)
 }
 
 fn no_time_driver(target: &Target) -> ConnectError {
@@ -296,10 +296,11 @@ async fn addresses<'a>(
         remembered: None,
         recalled: None,
     };
+    let mut filtered = 0;
     match (target.name_and_port(), target.addrs()) {
         (Some((name, port)), _) => match settings.overrides.find(name, port) {
             Some(mut given) => {
-                dedup_and_filter(&mut given, settings.families);
+                filtered = dedup_and_filter(&mut given, settings.families);
                 found.addrs = Cow::Owned(given);
             }
             None => {
@@ -326,24 +327,26 @@ async fn addresses<'a>(
         (None, [one]) if settings.families.allows(one) => {}
         (None, listed) => {
             let mut listed = listed.to_vec();
-            dedup_and_filter(&mut listed, settings.families);
+            filtered = dedup_and_filter(&mut listed, settings.families);
             found.addrs = Cow::Owned(listed);
         }
     }
-    found.addrs = admit(settings, target, found.addrs)?;
+    found.addrs = admit(settings, target, found.addrs, filtered)?;
     Ok(found)
 }
 
-/// What of `addrs` (already filtered by family) the address policy allows; an error when
-/// nothing is left.
+/// What of `addrs` (already filtered by family, which removed `filtered` of them) the address
+/// policy allows; an error when nothing is left.
 fn admit<'a>(
     settings: &Settings,
     target: &Target,
     addrs: Cow<'a, [SocketAddr]>,
+    filtered: usize,
 ) -> Result<Cow<'a, [SocketAddr]>, ConnectError> {
     if addrs.is_empty() {
         return Err(ConnectError::NoAddresses {
             host: target.to_string(),
+            filtered_by_family: filtered,
         });
     }
     if settings.policy.allows_all() {
@@ -396,7 +399,10 @@ async fn resolve<'a>(
             host: host(),
             refused,
         },
-        Unanswered::Empty => ConnectError::NoAddresses { host: host() },
+        Unanswered::Empty { filtered } => ConnectError::NoAddresses {
+            host: host(),
+            filtered_by_family: filtered,
+        },
         Unanswered::TimedOut => ConnectError::TimedOut {
             host: host(),
             stage: Stage::Resolve,

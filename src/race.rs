@@ -108,13 +108,15 @@ impl<'m> Log<'m> {
     pub(crate) fn finish(self, unfinished: impl Fn() -> io::Error) -> Attempts {
         let now = Instant::now();
         let attempts = self.records.into_iter().map(|record| {
+            let aborted = record.failure.is_none();
             let (error, ended) = record.failure.unwrap_or_else(|| (unfinished(), now));
-            Attempt::new(
+            let attempt = Attempt::new(
                 record.addr,
                 error,
                 record.started - self.began,
                 ended - self.began,
-            )
+            );
+            if aborted { attempt.aborted() } else { attempt }
         });
         Attempts::new(attempts.collect())
     }

@@ -86,7 +86,10 @@ impl Resolve for ReqwestResolver {
         let settings = self.connector.settings().clone();
         let target = Target::from_name_for_any_port(name.as_str());
         Box::pin(async move {
-            let target = target.map_err(ConnectError::from)?;
+            let target = target.map_err(|cause| ConnectError::InvalidTarget {
+                input: name.as_str().to_owned(),
+                cause,
+            })?;
             let mut addrs = pipeline::lookup_all(&settings, &target).await?;
             // reqwest dials the request's port on an address of port 0; an override's own
             // port is not that.

@@ -235,9 +235,15 @@ impl Overrides {
 const SCAN_LIMIT: usize = 16;
 
 /// Drops repeated addresses and those of a family not allowed, keeping the first occurrence's
-/// place.
-pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies) {
-    keep_new(addrs, 0, |addr| families.allows(addr));
+/// place; says how many the family filter removed.
+pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies) -> usize {
+    let mut filtered = 0;
+    keep_new(addrs, 0, |addr| {
+        let allowed = families.allows(addr);
+        filtered += usize::from(!allowed);
+        allowed
+    });
+    filtered
 }
 
 /// Keeps, of `addrs[start..]`, each address not seen before it (in `addrs[..start]` or earlier

@@ -307,6 +307,36 @@ pub trait IntoTarget {
     ///
     /// A [`TargetError`] when `self` is not a valid target.
     fn into_target(self) -> Result<Target, TargetError>;
+
+    /// [`into_target`](Self::into_target), and on failure the input as text, so that the
+    /// error names it. For the crate's own forms; the default gives no text.
+    #[doc(hidden)]
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)>
+    where
+        Self: Sized,
+    {
+        self.into_target().map_err(|error| (error, String::new()))
+    }
+}
+
+/// `converted`, or its error with `input` printed.
+fn naming<T: fmt::Display + ?Sized>(
+    converted: Result<Target, TargetError>,
+    input: &T,
+) -> Result<Target, (TargetError, String)> {
+    converted.map_err(|error| (error, input.to_string()))
+}
+
+/// `host:port` as a person would write it, brackets around an IPv6 literal.
+struct HostPort<'a>(&'a str, u16);
+
+impl fmt::Display for HostPort<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.contains(':') && !self.0.starts_with('[') {
+            true => write!(f, "[{}]:{}", self.0, self.1),
+            false => write!(f, "{}:{}", self.0, self.1),
+        }
+    }
 }
 
 impl IntoTarget for Target {
@@ -325,11 +355,19 @@ impl IntoTarget for &str {
     fn into_target(self) -> Result<Target, TargetError> {
         Target::parse(self)
     }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        naming(Target::parse(self), self)
+    }
 }
 
 impl IntoTarget for String {
     fn into_target(self) -> Result<Target, TargetError> {
         Target::parse(&self)
+    }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        naming(Target::parse(&self), &self)
     }
 }
 
@@ -337,11 +375,19 @@ impl IntoTarget for &String {
     fn into_target(self) -> Result<Target, TargetError> {
         Target::parse(self)
     }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        naming(Target::parse(self), self)
+    }
 }
 
 impl IntoTarget for (&str, u16) {
     fn into_target(self) -> Result<Target, TargetError> {
         Target::from_host_port(self.0, self.1)
+    }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        naming(self.into_target(), &HostPort(self.0, self.1))
     }
 }
 
@@ -349,11 +395,19 @@ impl IntoTarget for (String, u16) {
     fn into_target(self) -> Result<Target, TargetError> {
         Target::from_host_port(&self.0, self.1)
     }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        (self.0.as_str(), self.1).into_target_or_input()
+    }
 }
 
 impl IntoTarget for (&String, u16) {
     fn into_target(self) -> Result<Target, TargetError> {
         Target::from_host_port(self.0, self.1)
+    }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        (self.0.as_str(), self.1).into_target_or_input()
     }
 }
 
@@ -387,6 +441,10 @@ impl IntoTarget for SocketAddr {
             return Err(TargetError::InvalidPort);
         }
         Ok(Target::from(self))
+    }
+
+    fn into_target_or_input(self) -> Result<Target, (TargetError, String)> {
+        naming(self.into_target(), &self)
     }
 }
 

@@ -230,7 +230,7 @@ async fn both_families_failing_is_a_resolve_error_with_both_causes() {
     assert_eq!(both.ipv6.kind(), ErrorKind::NotFound);
     assert_eq!(both.ipv4.kind(), ErrorKind::TimedOut);
     assert_eq!(error.kind(), ErrorKind::TimedOut);
-    assert!(error.to_string().contains("AAAA: scripted"), "{error}");
+    assert!(format!("{error:#}").contains("AAAA: scripted"), "{error:#}");
     assert!(script.starts().is_empty());
 }
 

@@ -84,9 +84,10 @@ fn exhaust_and_connect() {
             "failed at once, without waiting: {took:?}"
         );
         let count = attempts.len();
-        let message = error.to_string();
+        let message = format!("{error:#}");
         assert!(
-            message.contains("Too many open files (os error 24), 1 of 3 attempts"),
+            message.contains("(3 attempts, most relevant ")
+                && message.ends_with("Too many open files (os error 24)"),
             "{message}"
         );
         println!("emfile: {count} attempts in {took:?}; {message}");

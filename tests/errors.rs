@@ -41,7 +41,11 @@ async fn every_failed_attempt_is_reported_with_its_address() {
     assert!(attempts[1].error().to_string().contains("127.0.0.1:1"));
     assert_eq!(
         error.to_string(),
-        "could not connect to [::1]:1 (+3 more) (127.0.0.1:2: scripted failure of 127.0.0.1:2, 1 of 4 attempts)"
+        "could not connect to [::1]:1 (+3 more) (4 attempts, most relevant 127.0.0.1:2)"
+    );
+    assert_eq!(
+        format!("{error:#}"),
+        "could not connect to [::1]:1 (+3 more) (4 attempts, most relevant 127.0.0.1:2): scripted failure of 127.0.0.1:2"
     );
     assert_eq!(error.kind(), ErrorKind::ConnectionReset);
     // A reset got further than a refusal, which got further than the local errors.
@@ -159,9 +163,16 @@ async fn connect_reports_bad_input_as_invalid_target() {
     let error = connect_any("example.com").await.unwrap_err();
     assert!(matches!(
         error,
-        ConnectError::InvalidTarget(TargetError::MissingPort)
+        ConnectError::InvalidTarget {
+            cause: TargetError::MissingPort,
+            ..
+        }
     ));
-    assert_eq!(error.to_string(), "invalid target: missing port");
+    assert_eq!(error.to_string(), "invalid target \"example.com\"");
+    assert_eq!(
+        format!("{error:#}"),
+        "invalid target \"example.com\": missing port"
+    );
     assert_eq!(io::Error::from(error).kind(), ErrorKind::InvalidInput);
 }
 
@@ -194,7 +205,7 @@ async fn a_real_eaddrnotavail_does_not_hide_a_real_refusal() {
         );
         assert_eq!(error.kind(), ErrorKind::ConnectionRefused, "order {list:?}");
         assert_eq!(error.most_relevant().unwrap().addr(), refused_v4);
-        let message = error.to_string();
+        let message = format!("{error:#}");
         assert!(message.contains("Connection refused"), "{message}");
     }
 }
@@ -217,7 +228,7 @@ async fn internationalized_names_resolve_in_ascii_and_report_both_forms() {
         .await
         .unwrap_err();
     assert_eq!(
-        error.to_string(),
+        format!("{error:#}"),
         "failed to resolve müller.test:1 (xn--mller-kva.test): no such host"
     );
 
@@ -233,8 +244,44 @@ async fn internationalized_names_resolve_in_ascii_and_report_both_forms() {
     assert!(
         matches!(
             invalid,
-            ConnectError::InvalidTarget(TargetError::InvalidIdn)
+            ConnectError::InvalidTarget {
+                cause: TargetError::InvalidIdn,
+                ..
+            }
         ),
         "{invalid:?}"
     );
+}
+
+/// When the family filter empties the list, the message says so, for a literal and for a
+/// resolver's answer alike.
+#[tokio::test(start_paused = true)]
+async fn an_emptied_list_says_the_family_filter_did_it() {
+    let v6_only = Connector::new().ip_families(connect_any::IpFamilies::V6Only);
+    let script = Script::new(&[]);
+    let literal = v6_only
+        .connect_with("127.0.0.1:80", script.dialer())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        literal.to_string(),
+        "no addresses for 127.0.0.1:80: the family filter removed 1"
+    );
+    let resolver = common::FixedResolver::new("v4.test", &[v4(1), v4(2)]);
+    let answered = v6_only
+        .resolver(resolver)
+        .connect_with("v4.test:1", script.dialer())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            answered,
+            ConnectError::NoAddresses {
+                filtered_by_family: 2,
+                ..
+            }
+        ),
+        "{answered:?}"
+    );
+    assert!(script.starts().is_empty());
 }

@@ -94,7 +94,13 @@ async fn bad_uris_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(
-        matches!(no_host, ConnectError::InvalidTarget(TargetError::EmptyHost)),
+        matches!(
+            no_host,
+            ConnectError::InvalidTarget {
+                cause: TargetError::EmptyHost,
+                ..
+            }
+        ),
         "{no_host:?}"
     );
     let no_port = connector
@@ -104,13 +110,16 @@ async fn bad_uris_are_clear_errors() {
     assert!(
         matches!(
             no_port,
-            ConnectError::InvalidTarget(TargetError::UnknownScheme)
+            ConnectError::InvalidTarget {
+                cause: TargetError::UnknownScheme,
+                ..
+            }
         ),
         "{no_port:?}"
     );
     assert_eq!(
-        no_port.to_string(),
-        "invalid target: URI has no port and no scheme with a default port"
+        format!("{no_port:#}"),
+        "invalid target \"gopher://example.com/\": URI has no port and no scheme with a default port"
     );
 
     let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector);
@@ -134,7 +143,10 @@ async fn tls_schemes_are_refused_before_any_connect() {
         assert!(
             matches!(
                 error,
-                ConnectError::InvalidTarget(TargetError::SchemeNotHttp)
+                ConnectError::InvalidTarget {
+                    cause: TargetError::SchemeNotHttp,
+                    ..
+                }
             ),
             "{scheme}: {error:?}"
         );
@@ -142,7 +154,10 @@ async fn tls_schemes_are_refused_before_any_connect() {
     let no_scheme = connector.call("/just/a/path".parse().unwrap()).await;
     assert!(matches!(
         no_scheme,
-        Err(ConnectError::InvalidTarget(TargetError::SchemeNotHttp))
+        Err(ConnectError::InvalidTarget {
+            cause: TargetError::SchemeNotHttp,
+            ..
+        })
     ));
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(

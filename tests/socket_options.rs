@@ -167,9 +167,7 @@ async fn a_failing_hook_fails_the_attempt_with_its_error() {
     assert_eq!(error.attempts().len(), 1);
     assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
     assert!(
-        error
-            .to_string()
-            .contains("refused by the pre-connect hook"),
+        format!("{error:#}").contains("refused by the pre-connect hook"),
         "{error}"
     );
     let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;

@@ -52,7 +52,7 @@ async fn a_get_over_tls_through_hyper_rustls() {
     while let Some(cause) = source {
         refused |= matches!(
             cause.downcast_ref::<ConnectError>(),
-            Some(ConnectError::InvalidTarget(_))
+            Some(ConnectError::InvalidTarget { .. })
         );
         source = cause.source();
     }
