@@ -114,7 +114,7 @@ pub(crate) fn interface_index(_name: &str) -> Option<u32> {
 /// rejects is kept as given, lower-cased: no valid target can match it.
 pub(crate) fn canonical_name(name: &str) -> Cow<'_, str> {
     if !name.is_ascii() {
-        let ascii = idna::domain_to_ascii(name).unwrap_or_else(|_| name.to_lowercase());
+        let ascii = to_ascii(name).unwrap_or_else(|| name.to_lowercase());
         let trimmed = ascii.strip_suffix('.').unwrap_or(&ascii);
         return Cow::Owned(trimmed.to_owned());
     }
@@ -123,6 +123,18 @@ pub(crate) fn canonical_name(name: &str) -> Cow<'_, str> {
         true => Cow::Owned(name.to_ascii_lowercase()),
         false => Cow::Borrowed(name),
     }
+}
+
+/// An internationalized name's ASCII form by UTS 46 (IDNA), or `None` when it has none, or
+/// when the crate is built without its `idn` feature.
+pub(crate) fn to_ascii(name: &str) -> Option<String> {
+    #[cfg(feature = "idn")]
+    return idna::domain_to_ascii(name).ok();
+    #[cfg(not(feature = "idn"))]
+    return {
+        let _ = name;
+        None
+    };
 }
 
 /// Checks a host name against RFC 1123 rules, also allowing `_` which real internal names use.
@@ -227,9 +239,23 @@ mod tests {
         assert_eq!(parse_port("+80"), Err(TargetError::InvalidPort));
         assert_eq!(parse_port(""), Err(TargetError::MissingPort));
     }
+    /// Built without IDN support, literals and ASCII names work, and a non-ASCII name is a
+    /// clear error.
+    #[cfg(not(feature = "idn"))]
+    #[test]
+    fn without_idn_non_ascii_names_are_refused() {
+        assert_eq!(
+            Target::from_host_port("bücher.example", 443),
+            Err(TargetError::InvalidIdn)
+        );
+        assert_eq!(Target::parse("Example.com:443").unwrap().host(), Some("Example.com"));
+        assert_eq!(Target::parse("[::1]:80").unwrap().port(), Some(80));
+    }
+
     #[test]
     fn canonical_names() {
         assert_eq!(canonical_name("Dual.Test."), "dual.test");
+        #[cfg(feature = "idn")]
         assert_eq!(canonical_name("Bücher.Example."), "xn--bcher-kva.example");
         assert!(matches!(
             canonical_name("dual.test"),
@@ -270,6 +296,7 @@ mod tests {
             Err(TargetError::InvalidZone)
         );
     }
+    #[cfg(feature = "idn")]
     #[test]
     fn internationalized_names_become_ascii() {
         let valid = [

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::host::{check_common, check_name, parse_ipv6, parse_port, split_host_port};
+use crate::host::{check_common, check_name, parse_ipv6, parse_port, split_host_port, to_ascii};
 
 /// A parsed connect target: a host name and port to resolve, or addresses to dial as they are.
 ///
@@ -108,7 +108,7 @@ impl Target {
                 },
             });
         }
-        let ascii = idna::domain_to_ascii(bare).map_err(|_| TargetError::InvalidIdn)?;
+        let ascii = to_ascii(bare).ok_or(TargetError::InvalidIdn)?;
         // UTS 46 maps full-width digits and ideographic dots, so `１２７。０。０。１` is an
         // address, as browsers and the url crate read it.
         if let Ok(ip) = Ipv4Addr::from_str(&ascii) {
@@ -262,7 +262,8 @@ pub enum TargetError {
     #[error("invalid character {0:?} in host")]
     InvalidCharacter(char),
     /// A name with non-ASCII characters that UTS 46 (IDNA) cannot convert to ASCII: a
-    /// disallowed code point, a label that is not valid Punycode, or a bidi rule broken.
+    /// disallowed code point, a label that is not valid Punycode, or a bidi rule broken. Every
+    /// non-ASCII name when the crate is built without its `idn` feature.
     #[error("invalid internationalized domain name")]
     InvalidIdn,
     /// Two dots in a row, or a leading dot.

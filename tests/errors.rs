@@ -212,6 +212,7 @@ async fn a_real_eaddrnotavail_does_not_hide_a_real_refusal() {
 
 /// An internationalized name is resolved, overridden and reported in its ASCII form; errors
 /// show the name as given too.
+#[cfg(feature = "idn")]
 #[tokio::test(start_paused = true)]
 async fn internationalized_names_resolve_in_ascii_and_report_both_forms() {
     let resolver = common::FixedResolver::new("xn--bcher-kva.test", &[v4(1)]);
