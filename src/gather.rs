@@ -75,10 +75,10 @@ pub(crate) async fn gather<'a>(
     loop {
         let due = earliest(delay_ends, until);
         let event = poll_fn(|cx| {
-            if let Some(cancelled) = &mut cancelled {
-                if cancelled.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Gathering::Cancelled);
-                }
+            if let Some(cancelled) = &mut cancelled
+                && cancelled.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Gathering::Cancelled);
             }
             if let Poll::Ready(next) = answers.poll_next_unpin(cx) {
                 return Poll::Ready(next.map_or(Gathering::Ended, Gathering::Answer));

@@ -248,7 +248,10 @@ mod tests {
             Target::from_host_port("bücher.example", 443),
             Err(TargetError::InvalidIdn)
         );
-        assert_eq!(Target::parse("Example.com:443").unwrap().host(), Some("Example.com"));
+        assert_eq!(
+            Target::parse("Example.com:443").unwrap().host(),
+            Some("Example.com")
+        );
         assert_eq!(Target::parse("[::1]:80").unwrap().port(), Some(80));
     }
 

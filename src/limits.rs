@@ -51,10 +51,10 @@ pub(crate) fn timers_available() -> bool {
         return true;
     };
     let id = runtime.id();
-    if let Some((known, available)) = KNOWN.get() {
-        if known == id {
-            return available;
-        }
+    if let Some((known, available)) = KNOWN.get()
+        && known == id
+    {
+        return available;
     }
     let probe = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
     let available = probe.is_ok();
@@ -176,10 +176,10 @@ impl<F: Future> Future for BoundedFuture<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(cancelled) = this.cancelled {
-            if cancelled.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Bounded::Cancelled);
-            }
+        if let Some(cancelled) = this.cancelled
+            && cancelled.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Bounded::Cancelled);
         }
         if let Poll::Ready(output) = this.work.poll(cx) {
             return Poll::Ready(Bounded::Done(output));

@@ -99,10 +99,10 @@ impl Lookups {
                 false => host.into(),
             };
             let entry = in_flight.calls.entry(key.clone());
-            if let Entry::Occupied(joined) = &entry {
-                if let Some(flight) = joined.get().upgrade().filter(|f| !f.is_answered()) {
-                    return flight;
-                }
+            if let Entry::Occupied(joined) = &entry
+                && let Some(flight) = joined.get().upgrade().filter(|f| !f.is_answered())
+            {
+                return flight;
             }
             let flight = Arc::new(Flight {
                 host: key,

@@ -142,10 +142,10 @@ impl<'m> Log<'m> {
             "attempt failed"
         );
         record.failure = Some((error, Instant::now()));
-        if let Some((memory, key, addr)) = self.remembered {
-            if addr == record.addr {
-                memory.forget(key, addr);
-            }
+        if let Some((memory, key, addr)) = self.remembered
+            && addr == record.addr
+        {
+            memory.forget(key, addr);
         }
     }
 
@@ -288,11 +288,11 @@ where
                     _ => return Poll::Ready(Outcome::TimedOut),
                 }
             }
-            if let Some(cancelled) = this.cancelled {
-                if cancelled.as_mut().poll(cx).is_ready() {
-                    this.running.set(Running::default());
-                    return Poll::Ready(Outcome::Cancelled);
-                }
+            if let Some(cancelled) = this.cancelled
+                && cancelled.as_mut().poll(cx).is_ready()
+            {
+                this.running.set(Running::default());
+                return Poll::Ready(Outcome::Cancelled);
             }
             if let Poll::Ready(first) = this.running.as_mut().poll_next(cx) {
                 let now = Instant::now();
@@ -318,34 +318,34 @@ where
                 }
                 continue;
             }
-            if let Some(later) = this.later {
-                if let Poll::Ready(answer) = later.poll_answer(cx) {
-                    let Some(added) = answer else {
-                        *this.later = None;
-                        continue;
-                    };
-                    if added.is_empty() {
-                        continue;
-                    }
-                    let remembered = later.remembered;
-                    let starter = &mut *this.starter;
-                    let last = starter.last.map(|(_, addr)| Family::of(&addr));
-                    merge(&mut starter.pending, &added, last, *this.interleave);
-                    if let Some(remembered) = remembered {
-                        promote(starter.pending.make_contiguous(), remembered);
-                    }
-                    // At once if nothing runs or the stagger has already passed; else at
-                    // its tick.
-                    let now = Instant::now();
-                    let tick = starter.last.and_then(|(tick, _)| tick);
-                    *this.next_start =
-                        if this.running.is_empty() || tick.is_some_and(|tick| tick <= now) {
-                            starter.start_next(now, this.running.as_mut(), *this.dial, this.log)
-                        } else {
-                            tick
-                        };
+            if let Some(later) = this.later
+                && let Poll::Ready(answer) = later.poll_answer(cx)
+            {
+                let Some(added) = answer else {
+                    *this.later = None;
+                    continue;
+                };
+                if added.is_empty() {
                     continue;
                 }
+                let remembered = later.remembered;
+                let starter = &mut *this.starter;
+                let last = starter.last.map(|(_, addr)| Family::of(&addr));
+                merge(&mut starter.pending, &added, last, *this.interleave);
+                if let Some(remembered) = remembered {
+                    promote(starter.pending.make_contiguous(), remembered);
+                }
+                // At once if nothing runs or the stagger has already passed; else at
+                // its tick.
+                let now = Instant::now();
+                let tick = starter.last.and_then(|(tick, _)| tick);
+                *this.next_start =
+                    if this.running.is_empty() || tick.is_some_and(|tick| tick <= now) {
+                        starter.start_next(now, this.running.as_mut(), *this.dial, this.log)
+                    } else {
+                        tick
+                    };
+                continue;
             }
             let stagger_due = this
                 .next_start

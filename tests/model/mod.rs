@@ -443,11 +443,11 @@ fn race(
         }
         let mut failures = 0;
         for attempt in attempts.iter_mut().filter(|a| a.failed.is_none()) {
-            if let Some((at, Err(kind))) = attempt.ends {
-                if at == now {
-                    attempt.failed = Some((now, kind));
-                    failures += 1;
-                }
+            if let Some((at, Err(kind))) = attempt.ends
+                && at == now
+            {
+                attempt.failed = Some((now, kind));
+                failures += 1;
             }
         }
         for _ in 0..failures {
