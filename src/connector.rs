@@ -228,19 +228,25 @@ impl Connector {
         self.with(|s| s.resolver = resolver)
     }
 
-    /// Answers `host` with `addrs` instead of asking the resolver, like curl's `--resolve`:
-    /// that name never reaches DNS, and its addresses are raced in the given order (no
-    /// interleaving, no winner memory). `port` limits the override to one port; `None` applies
-    /// it to any port. An address given with port 0 takes the target's port. Host names match
-    /// without regard to case or a trailing dot, and an internationalized name matches its
-    /// ASCII form (`bücher.example` is `xn--bcher-kva.example`). Default is no overrides.
+    /// Answers `host` with `addrs` instead of asking the resolver, like curl's `--resolve`. An
+    /// overridden name skips the [winner memory](Self::winner_memory) and never reaches DNS;
+    /// its addresses are raced in the given order, without interleaving.
+    ///
+    /// `port` limits the override to one port; `None` applies it to any port. An address
+    /// given with port 0 takes the target's port; one with a port of its own keeps it. Host
+    /// names match without regard to case or a trailing dot, and an internationalized name
+    /// matches its ASCII form (`bücher.example` is `xn--bcher-kva.example`). Default is no
+    /// overrides.
     ///
     /// ```
     /// use std::net::SocketAddr;
     /// use connect_any::Connector;
     ///
-    /// let canary: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    /// let connector = Connector::new().resolve_override("api.example.com", None, [canary]);
+    /// let canary: SocketAddr = "127.0.0.1:0".parse().unwrap(); // port 0: the target's port
+    /// let pinned: SocketAddr = "127.0.0.2:8443".parse().unwrap(); // always port 8443
+    /// let connector = Connector::new()
+    ///     .resolve_override("api.example.com", None, [canary]) // api.example.com:443 -> 127.0.0.1:443
+    ///     .resolve_override("admin.example.com", Some(443), [pinned]); // only for port 443
     /// # drop(connector);
     /// ```
     pub fn resolve_override(

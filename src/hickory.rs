@@ -45,6 +45,7 @@ use crate::rfc6724::Sources;
 /// # Ok(())
 /// # }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
 #[derive(Clone)]
 pub struct HickoryResolver {
     resolver: TokioResolver,

@@ -42,6 +42,7 @@ use crate::target::{IntoTarget, Target, TargetError};
 /// # Ok(())
 /// # }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 #[derive(Clone, Debug)]
 #[must_use = "a connector does nothing until it is given to a client"]
 pub struct HyperConnector {
@@ -89,6 +90,7 @@ impl From<Connector> for HyperConnector {
 }
 
 /// The future a [`HyperConnector`] returns.
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub type Connecting =
     Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, ConnectError>> + Send>>;
 

@@ -30,6 +30,7 @@ use crate::resolve::{Resolve, Resolving};
 /// let connector = Connector::new().resolver(ServiceResolver::new(GaiResolver::new()));
 /// # drop(connector);
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 #[derive(Clone, Debug)]
 #[must_use = "a resolver does nothing until it is given to a Connector"]
 pub struct ServiceResolver<S> {

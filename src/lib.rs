@@ -1,38 +1,5 @@
-//! Connect a tokio service to a host that has several addresses, fast.
-//!
-//! DNS usually answers with several addresses, IPv6 and IPv4, and some of them may be dead or
-//! black-holed. `TcpStream::connect` tries them one after another with no time limit, so one
-//! black-holed first address stalls a connect for minutes. connect-any races them instead, as
-//! RFC 8305 (Happy Eyeballs v2) describes: families interleaved, a new attempt every 250 ms or
-//! as soon as one fails, the first to connect wins and every other attempt is closed before
-//! the call returns. Errors report what happened at every address.
-//!
-//! # Examples
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), connect_any::ConnectError> {
-//! let stream = connect_any::connect_any("localhost:8080").await?;
-//! # drop(stream);
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! A service keeps one configured [`Connector`] and clones it freely:
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use connect_any::{Connector, Strategy};
-//!
-//! # async fn run() -> Result<(), connect_any::ConnectError> {
-//! let connector = Connector::new()
-//!     .strategy(Strategy::Sequential)
-//!     .attempt_timeout(Some(Duration::from_secs(2)))
-//!     .timeout(Some(Duration::from_secs(10)));
-//! let stream = connector.connect(("db.internal", 5432)).await?;
-//! # drop(stream);
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -110,11 +77,6 @@ pub fn connect_any(
 ) -> impl std::future::Future<Output = Result<TcpStream, ConnectError>> + Send + 'static {
     connector::default_connector().connect(target)
 }
-
-/// Compiles the README's Rust snippets as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
 
 /// A setter's result left unused is a warning (denied here, so the snippet must fail):
 ///

@@ -44,6 +44,7 @@ use crate::target::{Target, TargetError};
 ///     .unwrap();
 /// # drop(client);
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Clone, Debug)]
 #[must_use = "a resolver does nothing until it is given to a reqwest client"]
 pub struct ReqwestResolver {
@@ -108,6 +109,7 @@ impl Resolve for ReqwestResolver {
 /// redirect to a refused literal is refused too.
 ///
 /// Obtain one with [`ReqwestResolver::guard`], or let [`ReqwestResolver::install`] set both.
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Clone, Debug)]
 #[must_use = "a layer does nothing until it is given to a reqwest client"]
 pub struct ReqwestGuard {
@@ -126,6 +128,7 @@ impl<S> tower_layer::Layer<S> for ReqwestGuard {
 }
 
 /// reqwest's connector behind a [`ReqwestGuard`].
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Clone, Debug)]
 pub struct ReqwestGuardService<S> {
     inner: S,

@@ -45,7 +45,7 @@ pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 ///
 /// # Errors
 ///
-/// Return an `io::Error` whose kind says what a caller may do next, as [`SystemResolver`]
+/// Return an `io::Error` whose kind says what a caller may do next, as [`SystemResolver`](crate::SystemResolver)
 /// does: `NotFound` for a name that does not exist (retrying will not help), `TimedOut` for a
 /// temporary failure (no answer in time, `SERVFAIL`: a retry may succeed), anything else for
 /// the rest. A name that exists without addresses is an empty list, not an error. The

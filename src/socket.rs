@@ -122,7 +122,7 @@ pub(crate) struct SocketOptions {
     pub(crate) tcp_user_timeout: Option<Duration>,
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
     pub(crate) device: Option<Vec<u8>>,
-    #[cfg(target_vendor = "apple")]
+    #[cfg(any(target_vendor = "apple", docsrs))]
     pub(crate) interface_index: Option<std::num::NonZeroU32>,
     pub(crate) before_connect: Option<BeforeConnect>,
 }
@@ -258,6 +258,10 @@ impl Connector {
     /// days; `Duration::MAX`, say) is lowered to that. Default is `None`: the system's
     /// (retransmissions for about 15 minutes).
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux")))
+    )]
     pub fn tcp_user_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
         let timeout = timeout.into();
         self.with(|s| s.socket.tcp_user_timeout = timeout)
@@ -303,6 +307,10 @@ impl Connector {
     /// Binds each socket to a network interface by name (`setsockopt(SOL_SOCKET,
     /// SO_BINDTODEVICE)`); usually needs `CAP_NET_RAW`. Default is `None`.
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux")))
+    )]
     pub fn bind_device<'a>(self, interface: impl Into<Option<&'a str>>) -> Self {
         let device = interface.into().map(|name| name.as_bytes().to_vec());
         self.with(|s| s.socket.device = device)
@@ -312,7 +320,9 @@ impl Connector {
     /// (`setsockopt(IPPROTO_IP, IP_BOUND_IF)` or `setsockopt(IPPROTO_IPV6, IPV6_BOUND_IF)`),
     /// as `bind_device` does on Linux. Compiled for Apple targets only and not tested by this
     /// project's CI, which runs on Linux. Default is `None`.
-    #[cfg(target_vendor = "apple")]
+    // Shown in docs built elsewhere too (docs.rs builds on Linux), with its condition.
+    #[cfg(any(target_vendor = "apple", docsrs))]
+    #[cfg_attr(docsrs, doc(cfg(target_vendor = "apple")))]
     pub fn interface_index(self, index: impl Into<Option<std::num::NonZeroU32>>) -> Self {
         let index = index.into();
         self.with(|s| s.socket.interface_index = index)
@@ -320,10 +330,12 @@ impl Connector {
 
     /// A callback given each attempt's socket and destination just before `connect(2)`, after
     /// every other option, as Go's `Dialer.Control`: for settings this connector has no setter
-    /// for (`SO_MARK`, `IP_TOS`, `TCP_CONGESTION`, ...), through `socket2::SockRef::from(socket)`.
-    /// An error fails that attempt with the callback's error, reported like any other attempt
-    /// error. Not called by [`connect_with`](Self::connect_with), whose dialer makes its own
-    /// sockets. Default is none.
+    /// for (`SO_MARK`, `IP_TOS`, `TCP_CONGESTION`, ...), through `socket2::SockRef::from(socket)`
+    /// (so `socket2` must be a direct dependency of your crate, as in the example). It runs once
+    /// per attempt, so several times per connect when several addresses are tried, and on the
+    /// runtime's thread: keep it short. An error fails that attempt with the callback's error,
+    /// reported like any other attempt error. A [`connect_with`](Self::connect_with) dialer
+    /// gets it through [`tcp_dialer`](Self::tcp_dialer). Default is none.
     ///
     /// ```
     /// use connect_any::Connector;
