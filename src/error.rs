@@ -5,9 +5,9 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::attempts::{Attempt, Attempts, stable_kind};
 use crate::human::Human;
-use crate::target::TargetError;
+use crate::race::attempts::{Attempt, Attempts, stable_kind};
+use crate::target::error::TargetError;
 
 /// Why a connect failed.
 ///

@@ -7,56 +7,38 @@
     unreachable_pub
 )]
 
-mod answers;
-mod attempts;
-mod blocking_pool;
 mod connector;
 mod error;
-mod expiring;
-mod gather;
-mod getaddrinfo;
-#[cfg(feature = "hickory")]
-mod hickory;
-mod history;
-mod host;
 mod human;
-#[cfg(feature = "hyper")]
-mod hyper;
-#[cfg(feature = "hyper")]
-mod hyper_resolver;
+#[cfg(any(feature = "hyper", feature = "reqwest"))]
+mod integrations;
 mod limits;
-mod lookups;
-mod pipeline;
-mod policy;
+mod order;
 mod race;
-#[cfg(feature = "reqwest")]
-mod reqwest_dns;
 mod resolve;
-#[cfg(feature = "hickory")]
-mod rfc6724;
-mod running;
-mod socket;
 mod sync;
-mod system;
 mod target;
 
-pub use answers::{Answer, Answering, Family, FamilyErrors};
-pub use attempts::{Attempt, Attempts};
-pub use connector::{Connector, Strategy, TcpDialer};
+pub use connector::settings::Strategy;
+pub use connector::socket::Keepalive;
+pub use connector::{Connector, TcpDialer};
 pub use error::{ConnectError, Stage};
-#[cfg(feature = "hickory")]
-pub use hickory::HickoryResolver;
 #[cfg(feature = "hyper")]
-pub use hyper::{Connecting, HyperConnector};
+pub use integrations::hyper::{Connecting, HyperConnector};
 #[cfg(feature = "hyper")]
-pub use hyper_resolver::ServiceResolver;
-pub use policy::{AddressPolicy, is_public};
+pub use integrations::hyper_resolver::ServiceResolver;
 #[cfg(feature = "reqwest")]
-pub use reqwest_dns::{ReqwestGuard, ReqwestGuardService, ReqwestResolver};
-pub use resolve::{IpFamilies, Resolve, Resolving};
-pub use socket::Keepalive;
-pub use system::SystemResolver;
-pub use target::{IntoTarget, Target, TargetError};
+pub use integrations::reqwest::{ReqwestGuard, ReqwestGuardService, ReqwestResolver};
+pub use order::admission::IpFamilies;
+pub use order::policy::{AddressPolicy, is_public};
+pub use race::attempts::{Attempt, Attempts};
+pub use resolve::answers::{Answer, Answering, Family, FamilyErrors};
+#[cfg(feature = "hickory")]
+pub use resolve::hickory::HickoryResolver;
+pub use resolve::system::SystemResolver;
+pub use resolve::{Resolve, Resolving};
+pub use target::error::TargetError;
+pub use target::{IntoTarget, Target};
 
 use tokio::net::TcpStream;
 

@@ -87,7 +87,7 @@ mod tests {
     use std::task::{Context, Poll};
 
     use super::*;
-    use crate::Connector;
+    use crate::connector::Connector;
 
     /// Answers every name with loopback, port 0, as hyper-util resolvers do.
     #[derive(Clone)]

@@ -9,10 +9,13 @@ use futures_util::future::Either;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::connector::{Connector, Settings};
+use crate::connector::Connector;
+
+use crate::connector::pipeline;
+use crate::connector::settings::Settings;
 use crate::error::ConnectError;
-use crate::pipeline;
-use crate::target::{Target, TargetError};
+use crate::target::Target;
+use crate::target::error::TargetError;
 
 /// A [`reqwest::dns::Resolve`] that answers through a [`Connector`]'s resolver, overrides,
 /// family filter and [address policy](crate::AddressPolicy), so that a reqwest client gets the
@@ -198,7 +201,8 @@ mod tests {
     use futures_util::StreamExt;
 
     use super::*;
-    use crate::{AddressPolicy, Answer, Answering};
+    use crate::order::policy::AddressPolicy;
+    use crate::resolve::answers::{Answer, Answering};
 
     /// AAAA at once, A 60 ms later: past the resolution delay, so a connect would start on
     /// IPv6 alone.

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 
 use futures_util::FutureExt;
 
-use crate::answers::{Answer, Answering};
-use crate::getaddrinfo;
-use crate::lookups::Lookups;
+use crate::resolve::answers::{Answer, Answering};
+use crate::resolve::getaddrinfo;
+use crate::resolve::lookups::Lookups;
 use crate::resolve::{Resolve, Resolving};
 
 /// How many `getaddrinfo` calls may run at once, process-wide. tokio's blocking pool has 512

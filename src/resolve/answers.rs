@@ -1,8 +1,6 @@
 //! Answers in parts (RFC 8305 §3): a resolver may hand over the AAAA and the A answers
-//! separately, as each arrives; what they mean for when the race may start, and how late
-//! addresses join the not-yet-started part of the list.
+//! separately, as each arrives, and what they mean for when the race may start.
 
-use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 use std::io;
@@ -25,6 +23,13 @@ impl Family {
         match addr {
             SocketAddr::V6(_) => Family::Ipv6,
             SocketAddr::V4(_) => Family::Ipv4,
+        }
+    }
+
+    pub(crate) fn other(self) -> Self {
+        match self {
+            Family::Ipv6 => Family::Ipv4,
+            Family::Ipv4 => Family::Ipv6,
         }
     }
 }
@@ -207,80 +212,9 @@ impl Heard {
     }
 }
 
-/// Merges addresses that `arrived` into the not-yet-started `pending` ones.
-///
-/// For Happy Eyeballs the families alternate again, starting with the family the last started
-/// attempt was not of, so IPv4 arriving while IPv6 attempts run goes next (RFC 8305 §4, and
-/// the Happy Eyeballs v3 draft's "Handling New Answers"); each family keeps its order, the
-/// addresses already pending first. Sequentially, arrivals go last.
-pub(crate) fn merge(
-    pending: &mut VecDeque<SocketAddr>,
-    arrived: &[SocketAddr],
-    last_started: Option<Family>,
-    interleave: bool,
-) {
-    pending.extend(arrived);
-    if interleave {
-        alternate(pending, last_started);
-    }
-}
-
-fn alternate(pending: &mut VecDeque<SocketAddr>, last_started: Option<Family>) {
-    let (mut ipv6, mut ipv4): (VecDeque<_>, VecDeque<_>) =
-        pending.drain(..).partition(SocketAddr::is_ipv6);
-    let mut turn = match last_started {
-        Some(Family::Ipv6) => Family::Ipv4,
-        Some(Family::Ipv4) => Family::Ipv6,
-        None => Family::Ipv6,
-    };
-    while !ipv6.is_empty() || !ipv4.is_empty() {
-        let next = match turn {
-            Family::Ipv6 => ipv6.pop_front().or_else(|| ipv4.pop_front()),
-            Family::Ipv4 => ipv4.pop_front().or_else(|| ipv6.pop_front()),
-        };
-        pending.extend(next);
-        turn = match turn {
-            Family::Ipv6 => Family::Ipv4,
-            Family::Ipv4 => Family::Ipv6,
-        };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn addrs(list: &str) -> Vec<SocketAddr> {
-        list.split_whitespace()
-            .map(|s| match s.strip_prefix('6') {
-                Some(n) => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], n.parse().unwrap())),
-                None => SocketAddr::from(([127, 0, 0, 1], s[1..].parse().unwrap())),
-            })
-            .collect()
-    }
-
-    fn merged(
-        pending: &str,
-        arrived: &str,
-        last: Option<Family>,
-        interleave: bool,
-    ) -> Vec<SocketAddr> {
-        let mut pending: VecDeque<_> = addrs(pending).into();
-        merge(&mut pending, &addrs(arrived), last, interleave);
-        pending.into()
-    }
-
-    #[test]
-    fn ipv4_arriving_while_ipv6_runs_goes_next() {
-        let last = Some(Family::Ipv6);
-        assert_eq!(merged("62 63", "41 42", last, true), addrs("41 62 42 63"));
-        assert_eq!(merged("", "41 42", last, true), addrs("41 42"));
-        assert_eq!(
-            merged("41", "62 42", Some(Family::Ipv4), true),
-            addrs("62 41 42")
-        );
-        assert_eq!(merged("62 63", "41 42", last, false), addrs("62 63 41 42"));
-    }
 
     fn ok(n: usize) -> Result<usize, io::Error> {
         Ok(n)

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::expiring::ExpiringMap;
-use crate::host::canonical_name;
+use crate::connector::expiring::ExpiringMap;
 use crate::sync::lock;
+use crate::target::host::canonical_name;
 
 /// How many recent connect times the connector-wide estimate looks at.
 const WINDOW: usize = 32;

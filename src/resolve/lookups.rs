@@ -13,8 +13,8 @@ use std::task::{Context, Poll, Waker, ready};
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use crate::answers::copy_error;
-use crate::blocking_pool;
+use crate::resolve::answers::copy_error;
+use crate::resolve::blocking_pool;
 use crate::sync::lock;
 
 /// What a lookup's waiters share: `io::Error` is not `Clone`, so the error is shared by `Arc`.
@@ -372,7 +372,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{Resolve, Resolving};
+    use crate::resolve::{Resolve, Resolving};
 
     fn loopback() -> Vec<SocketAddr> {
         vec!["127.0.0.1:0".parse().unwrap()]
@@ -493,7 +493,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_for_a_slot_counts_against_the_resolve_timeout() {
-        use crate::{ConnectError, Connector, Stage};
+        use crate::connector::Connector;
+        use crate::error::{ConnectError, Stage};
         let lookups = Arc::new(Lookups::new(1, 0, holds_the_slot));
         let busy = tokio::spawn({
             let lookups = lookups.clone();

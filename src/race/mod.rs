@@ -9,6 +9,9 @@
 //! at the instant its own timeout runs out has connected; and nothing new starts at the
 //! instant of a win. `tests/model/mod.rs` states these rules as an executable model.
 
+pub(crate) mod attempts;
+pub(crate) mod running;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
@@ -21,13 +24,15 @@ use pin_project_lite::pin_project;
 
 use tokio::time::Instant;
 
-use crate::answers::{Family, merge};
-use crate::attempts::{Attempt, Attempts};
-use crate::gather::Later;
-use crate::history::{AdaptivePace, HostKey, WinnerMemory};
+use crate::order::interleave::merge;
+
+use crate::connector::history::{AdaptivePace, HostKey, WinnerMemory};
 use crate::limits::{Cancel, Fired, Timer, earliest, is_past};
-use crate::resolve::promote;
-use crate::running::{Dialing, Running};
+use crate::order::interleave::promote;
+use crate::race::attempts::{Attempt, Attempts};
+use crate::race::running::{Dialing, Running};
+use crate::resolve::answers::Family;
+use crate::resolve::gather::Later;
 
 /// How long to wait after one start before the next.
 #[derive(Debug)]

@@ -12,17 +12,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::answers::{Answer, Answering, Family, Heard, Next};
 use crate::limits::{Cancel, Timer, deadline_after, earliest, is_past};
-use crate::policy::AddressPolicy;
-use crate::resolve::{IpFamilies, keep_new};
-
-/// What may be dialed of a resolver's answer: the connector's families, then its policy.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Admission<'a> {
-    pub(crate) families: IpFamilies,
-    pub(crate) policy: &'a AddressPolicy,
-}
+use crate::order::admission::Admission;
+use crate::resolve::answers::{Answer, Answering, Family, Heard, Next};
 
 /// Why a name's answers gave nothing to dial.
 #[derive(Debug)]
@@ -144,37 +136,6 @@ pub(crate) async fn gather<'a>(
         remembered: None,
     });
     Ok(Gathered { addrs, later })
-}
-
-impl Admission<'_> {
-    /// Appends to `addrs` the addresses of `list` that are new and may be dialed, in order;
-    /// those the policy refuses go to `refused`, those of a family not dialed are dropped and
-    /// counted. The first list is filtered where it is, not copied.
-    fn admit(
-        &self,
-        list: Vec<SocketAddr>,
-        addrs: &mut Vec<SocketAddr>,
-        refused: &mut Vec<SocketAddr>,
-    ) -> usize {
-        let mut filtered = 0;
-        let start = addrs.len();
-        match start {
-            0 => *addrs = list,
-            _ => addrs.extend(list),
-        }
-        keep_new(addrs, start, |addr| {
-            if !self.families.allows(addr) {
-                filtered += 1;
-                return false;
-            }
-            let allowed = self.policy.allows(addr);
-            if !allowed {
-                refused.push(*addr);
-            }
-            allowed
-        });
-        filtered
-    }
 }
 
 /// The answers still to come once the race has started.

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::str::FromStr;
 
-use crate::target::TargetError;
+use crate::target::error::TargetError;
 
 /// Longest host name accepted, in bytes, not counting a trailing dot (RFC 1035 §2.3.4).
 const MAX_NAME_LEN: usize = 253;

@@ -11,17 +11,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::attempts::Attempts;
-use crate::connector::{Settings, Strategy};
+use crate::connector::history::{HostKey, Recalled};
+use crate::connector::settings::{Settings, Strategy};
 use crate::error::{ConnectError, Stage};
-use crate::gather::{Admission, Gathered, Later, Unanswered, gather};
-use crate::history::{HostKey, Recalled};
 use crate::limits::{
     Bounded, Cancel, bounded, deadline_after, earliest, is_past, timers_available,
 };
+use crate::order::admission::Admission;
+use crate::order::admission::dedup_and_filter;
+use crate::order::interleave::{interleave, promote};
+use crate::race::attempts::Attempts;
+use crate::race::running::Dialing;
 use crate::race::{Log, Outcome, Pace, Won, race};
-use crate::resolve::{dedup_and_filter, interleave, promote};
-use crate::running::Dialing;
+use crate::resolve::gather::{Gathered, Later, Unanswered, gather};
 use crate::target::Target;
 
 /// The addresses to race, in order, the answers still to come, and what the winner memory

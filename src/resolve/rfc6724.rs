@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::expiring::ExpiringMap;
+use crate::connector::expiring::ExpiringMap;
 use crate::sync::lock;
 
 /// How many of an answer's addresses are ordered; the rest follow in the answer's order. A

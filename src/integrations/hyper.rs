@@ -10,7 +10,8 @@ use tokio::net::TcpStream;
 
 use crate::connector::Connector;
 use crate::error::ConnectError;
-use crate::target::{IntoTarget, Target, TargetError};
+use crate::target::error::TargetError;
+use crate::target::{IntoTarget, Target};
 
 /// A `tower_service::Service<Uri>` that connects with a [`Connector`]: a drop-in replacement
 /// for hyper-util's `HttpConnector` in `hyper_util::client::legacy::Client`.

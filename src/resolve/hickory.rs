@@ -14,9 +14,9 @@ use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use crate::answers::{Answer, Answering, Family};
+use crate::resolve::answers::{Answer, Answering, Family};
+use crate::resolve::rfc6724::Sources;
 use crate::resolve::{Resolve, Resolving};
-use crate::rfc6724::Sources;
 
 /// A DNS resolver that asks for AAAA and A at the same moment, as separate queries, and hands
 /// each answer to the race as it arrives (RFC 8305 §3): a slow or dropped AAAA answer does not
