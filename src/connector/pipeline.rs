@@ -18,7 +18,6 @@ use crate::limits::{
     Bounded, Cancel, bounded, deadline_after, earliest, is_past, timers_available,
 };
 use crate::order::admission::Admission;
-use crate::order::admission::dedup_and_filter;
 use crate::order::interleave::{interleave, promote};
 use crate::race::attempts::Attempts;
 use crate::race::running::Dialing;
@@ -144,7 +143,7 @@ where
         Bounded::Done((_, Err(error))) => {
             let index = log.start(addr, began);
             log.fail(index, error);
-            Outcome::Exhausted
+            Outcome::AllFailed
         }
         Bounded::TimedOut => {
             log.start(addr, began);
@@ -225,9 +224,7 @@ pub(crate) async fn lookup_all(
 /// filter, then the address policy.
 #[cfg(feature = "reqwest")]
 pub(crate) fn admit_literal(settings: &Settings, target: &Target) -> Result<(), ConnectError> {
-    let mut listed = target.addrs().to_vec();
-    let filtered = dedup_and_filter(&mut listed, settings.families);
-    admit(settings, target, Cow::Owned(listed), filtered).map(drop)
+    admit(settings, target, target.addrs().to_vec()).map(drop)
 }
 
 fn no_time_driver(target: &Target) -> ConnectError {
@@ -255,6 +252,7 @@ fn settle<S>(
     memory: Option<(&HostKey, Option<Recalled>)>,
 ) -> Result<Won<S>, ConnectError> {
     let host = || target.to_string();
+    let log_began = log.began();
     match outcome {
         Outcome::Won(won) => {
             if let Some((key, recalled)) = memory {
@@ -265,22 +263,59 @@ fn settle<S>(
             }
             Ok(won)
         }
-        Outcome::Exhausted => Err(ConnectError::AllAttemptsFailed {
+        Outcome::AllFailed => Err(ConnectError::AllAttemptsFailed {
             host: host(),
             attempts: log.finish(|| io::Error::other("attempt did not finish")),
         }),
-        Outcome::TimedOut => Err(ConnectError::TimedOut {
-            host: host(),
-            stage: Stage::Connect,
-            elapsed: log.began().elapsed(),
-            attempts: log.finish(|| {
+        Outcome::TimedOut => {
+            let attempts = log.finish(|| {
                 io::Error::new(io::ErrorKind::TimedOut, "aborted by the overall timeout")
-            }),
-        }),
-        Outcome::Cancelled => Err(ConnectError::Cancelled {
-            host: host(),
-            attempts: log.finish(|| io::Error::new(io::ErrorKind::Interrupted, "cancelled")),
-        }),
+            });
+            Err(ended_early(
+                target,
+                Ended::TimedOut,
+                Stage::Connect,
+                log_began,
+                attempts,
+            ))
+        }
+        Outcome::Cancelled => {
+            let attempts = log.finish(|| io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+            Err(ended_early(
+                target,
+                Ended::Cancelled,
+                Stage::Connect,
+                log_began,
+                attempts,
+            ))
+        }
+    }
+}
+
+/// What ended a connect before it had a result.
+#[derive(Clone, Copy)]
+enum Ended {
+    TimedOut,
+    Cancelled,
+}
+
+/// The error for a connect that a timeout or a token ended during `stage`.
+fn ended_early(
+    target: &Target,
+    ended: Ended,
+    stage: Stage,
+    began: Instant,
+    attempts: Attempts,
+) -> ConnectError {
+    let host = target.to_string();
+    match ended {
+        Ended::TimedOut => ConnectError::TimedOut {
+            host,
+            stage,
+            elapsed: began.elapsed(),
+            attempts,
+        },
+        Ended::Cancelled => ConnectError::Cancelled { host, attempts },
     }
 }
 
@@ -298,13 +333,9 @@ async fn addresses<'a>(
         remembered: None,
         recalled: None,
     };
-    let mut filtered = 0;
     match (target.name_and_port(), target.addrs()) {
         (Some((name, port)), _) => match settings.overrides.find(name, port) {
-            Some(mut given) => {
-                filtered = dedup_and_filter(&mut given, settings.families);
-                found.addrs = Cow::Owned(given);
-            }
+            Some(given) => found.addrs = Cow::Owned(admit(settings, target, given)?),
             None => {
                 // The resolver's answers are filtered by family and policy as they come.
                 let mut gathered = resolve(settings, target, name, port, limits).await?;
@@ -326,46 +357,65 @@ async fn addresses<'a>(
                 return Ok(found);
             }
         },
-        (None, [one]) if settings.families.allows(one) => {}
-        (None, listed) => {
-            let mut listed = listed.to_vec();
-            filtered = dedup_and_filter(&mut listed, settings.families);
-            found.addrs = Cow::Owned(listed);
-        }
+        // One literal that needs no filtering is dialed where it is, not copied.
+        (None, [one]) if settings.families.allows(one) && settings.policy.allows_all() => {}
+        (None, listed) => found.addrs = Cow::Owned(admit(settings, target, listed.to_vec())?),
     }
-    found.addrs = admit(settings, target, found.addrs, filtered)?;
     Ok(found)
 }
 
-/// What of `addrs` (already filtered by family, which removed `filtered` of them) the address
-/// policy allows; an error when nothing is left.
-fn admit<'a>(
+/// What of `list` (an override's or the target's own addresses) may be dialed, by the same
+/// admission as a resolver's answers; an error when nothing is left.
+fn admit(
     settings: &Settings,
     target: &Target,
-    addrs: Cow<'a, [SocketAddr]>,
-    filtered: usize,
-) -> Result<Cow<'a, [SocketAddr]>, ConnectError> {
-    if addrs.is_empty() {
-        return Err(ConnectError::NoAddresses {
-            host: target.to_string(),
-            filtered_by_family: filtered,
-        });
-    }
-    if settings.policy.allows_all() {
-        return Ok(addrs);
-    }
-    let (allowed, refused): (Vec<_>, Vec<_>) =
-        addrs.iter().partition(|addr| settings.policy.allows(addr));
-    if allowed.is_empty() {
-        return Err(ConnectError::Denied {
-            host: target.to_string(),
-            refused,
-        });
+    list: Vec<SocketAddr>,
+) -> Result<Vec<SocketAddr>, ConnectError> {
+    let mut admitted = Vec::new();
+    let mut refused = Vec::new();
+    let filtered = admission(settings).admit(list, &mut admitted, &mut refused);
+    if admitted.is_empty() {
+        let unanswered = match refused.is_empty() {
+            true => Unanswered::NoAddresses { filtered },
+            false => Unanswered::Denied(refused),
+        };
+        return Err(unanswered_error(target, unanswered, Instant::now()));
     }
     if !refused.is_empty() {
         tracing::debug!(?refused, "addresses denied by the address policy");
     }
-    Ok(Cow::Owned(allowed))
+    Ok(admitted)
+}
+
+fn admission(settings: &Settings) -> Admission<'_> {
+    Admission {
+        families: settings.families,
+        policy: &settings.policy,
+    }
+}
+
+/// The error for addresses that gave nothing to dial, or a wait for answers that ended early.
+fn unanswered_error(target: &Target, unanswered: Unanswered, began: Instant) -> ConnectError {
+    let host = || target.to_string();
+    let none = Attempts::default;
+    match unanswered {
+        Unanswered::Failed(cause) => ConnectError::Resolve {
+            host: host(),
+            cause,
+        },
+        Unanswered::Denied(refused) => ConnectError::Denied {
+            host: host(),
+            refused,
+        },
+        Unanswered::NoAddresses { filtered } => ConnectError::NoAddresses {
+            host: host(),
+            filtered_by_family: filtered,
+        },
+        Unanswered::TimedOut => ended_early(target, Ended::TimedOut, Stage::Resolve, began, none()),
+        Unanswered::Cancelled => {
+            ended_early(target, Ended::Cancelled, Stage::Resolve, began, none())
+        }
+    }
 }
 
 /// Asks the resolver for `name`, in parts, within the resolve and overall timeouts: the first
@@ -379,43 +429,17 @@ async fn resolve<'a>(
 ) -> Result<Gathered<'a>, ConnectError> {
     let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
     let until = earliest(limits.deadline, resolve_deadline);
-    let admission = Admission {
-        families: settings.families,
-        policy: &settings.policy,
-    };
     let answers = settings.resolver.resolve_in_parts(name, port);
     let gathering = gather(
         answers,
-        admission,
+        admission(settings),
         settings.resolution_delay,
         until,
         limits.cancel,
     );
-    let host = || target.to_string();
-    let mut gathered = gathering.await.map_err(|unanswered| match unanswered {
-        Unanswered::Failed(cause) => ConnectError::Resolve {
-            host: host(),
-            cause,
-        },
-        Unanswered::Denied(refused) => ConnectError::Denied {
-            host: host(),
-            refused,
-        },
-        Unanswered::Empty { filtered } => ConnectError::NoAddresses {
-            host: host(),
-            filtered_by_family: filtered,
-        },
-        Unanswered::TimedOut => ConnectError::TimedOut {
-            host: host(),
-            stage: Stage::Resolve,
-            elapsed: limits.began.elapsed(),
-            attempts: Attempts::default(),
-        },
-        Unanswered::Cancelled => ConnectError::Cancelled {
-            host: host(),
-            attempts: Attempts::default(),
-        },
-    })?;
+    let mut gathered = gathering
+        .await
+        .map_err(|unanswered| unanswered_error(target, unanswered, limits.began))?;
     tracing::debug!(addrs = ?gathered.addrs, elapsed = ?limits.began.elapsed(), "resolved");
     if settings.strategy == Strategy::HappyEyeballs {
         interleave(&mut gathered.addrs, settings.first_family_count);

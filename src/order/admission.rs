@@ -69,26 +69,11 @@ impl Admission<'_> {
 /// Lists longer than this are de-duplicated with a hash set rather than by scanning.
 const SCAN_LIMIT: usize = 16;
 
-/// Drops repeated addresses and those of a family not allowed, keeping the first occurrence's
-/// place; says how many the family filter removed.
-pub(crate) fn dedup_and_filter(addrs: &mut Vec<SocketAddr>, families: IpFamilies) -> usize {
-    let mut filtered = 0;
-    keep_new(addrs, 0, |addr| {
-        let allowed = families.allows(addr);
-        filtered += usize::from(!allowed);
-        allowed
-    });
-    filtered
-}
-
 /// Keeps, of `addrs[start..]`, each address not seen before it (in `addrs[..start]` or earlier
-/// in the tail) for which `keep` says yes, in order; `keep` is asked once per new address.
-/// Linear for long lists (a hash set), a scan for short ones, where that is faster.
-pub(crate) fn keep_new(
-    addrs: &mut Vec<SocketAddr>,
-    start: usize,
-    mut keep: impl FnMut(&SocketAddr) -> bool,
-) {
+/// in the tail) for which `keep` says yes, in order; `keep` is asked once per distinct new
+/// address. Linear for long lists (a hash set), a scan for short ones, where that is faster;
+/// neither allocates for a short list.
+fn keep_new(addrs: &mut Vec<SocketAddr>, start: usize, mut keep: impl FnMut(&SocketAddr) -> bool) {
     if addrs.len() > SCAN_LIMIT {
         let mut seen: HashSet<SocketAddr> = addrs[..start].iter().copied().collect();
         let mut index = 0;
@@ -98,15 +83,15 @@ pub(crate) fn keep_new(
         });
         return;
     }
-    let mut kept = start;
-    for i in start..addrs.len() {
-        let addr = addrs[i];
-        if !addrs[..kept].contains(&addr) && keep(&addr) {
-            addrs[kept] = addr;
-            kept += 1;
+    let mut tail = [SocketAddr::from(([0, 0, 0, 0], 0)); SCAN_LIMIT];
+    let tail = &mut tail[..addrs.len() - start];
+    tail.copy_from_slice(&addrs[start..]);
+    addrs.truncate(start);
+    for (i, addr) in tail.iter().enumerate() {
+        if !addrs[..start].contains(addr) && !tail[..i].contains(addr) && keep(addr) {
+            addrs.push(*addr);
         }
     }
-    addrs.truncate(kept);
 }
 
 #[cfg(test)]
@@ -122,28 +107,67 @@ mod tests {
             .collect()
     }
 
+    /// What `families` and `policy` let through of `list`: (admitted, refused, filtered).
+    fn admitted(
+        list: Vec<SocketAddr>,
+        families: IpFamilies,
+        policy: &AddressPolicy,
+    ) -> (Vec<SocketAddr>, Vec<SocketAddr>, usize) {
+        let (mut admitted, mut refused) = (Vec::new(), Vec::new());
+        let filtered = Admission { families, policy }.admit(list, &mut admitted, &mut refused);
+        (admitted, refused, filtered)
+    }
+
     #[test]
-    fn dedup_keeps_first_place_and_filters_families() {
-        let mut list = addrs("61 41 61 42 41 62");
-        dedup_and_filter(&mut list, IpFamilies::Both);
-        assert_eq!(list, addrs("61 41 42 62"));
-        dedup_and_filter(&mut list, IpFamilies::V4Only);
-        assert_eq!(list, addrs("41 42"));
-        dedup_and_filter(&mut list, IpFamilies::V6Only);
-        assert!(list.is_empty());
+    fn repeats_go_and_families_are_filtered_and_counted() {
+        let all = AddressPolicy::allow_all();
+        let list = addrs("61 41 61 42 41 62");
+        let both = admitted(list.clone(), IpFamilies::Both, &all);
+        assert_eq!(both, (addrs("61 41 42 62"), vec![], 0));
+        let v4 = admitted(list.clone(), IpFamilies::V4Only, &all);
+        assert_eq!(
+            v4,
+            (addrs("41 42"), vec![], 2),
+            "each IPv6 address counted once"
+        );
+        let v6 = admitted(addrs("41 42"), IpFamilies::V6Only, &all);
+        assert_eq!(v6, (vec![], vec![], 2));
+    }
+
+    #[test]
+    fn the_policy_refuses_after_the_family_filter() {
+        let only_41 = AddressPolicy::custom(|addr| addr.ip().to_string() == "10.0.0.1");
+        let (kept, refused, filtered) =
+            admitted(addrs("41 61 42 42"), IpFamilies::V4Only, &only_41);
+        assert_eq!((kept, refused, filtered), (addrs("41"), addrs("42"), 1));
+    }
+
+    #[test]
+    fn a_second_list_keeps_the_first_and_adds_only_new_addresses() {
+        let all = AddressPolicy::allow_all();
+        let admission = Admission {
+            families: IpFamilies::Both,
+            policy: &all,
+        };
+        let (mut kept, mut refused) = (Vec::new(), Vec::new());
+        admission.admit(addrs("61 41"), &mut kept, &mut refused);
+        admission.admit(addrs("41 62 61 42"), &mut kept, &mut refused);
+        assert_eq!(kept, addrs("61 41 62 42"));
     }
 
     #[test]
     fn long_lists_dedup_the_same_way() {
-        let mut list: Vec<_> = (0..100u16)
+        let list: Vec<_> = (0..100u16)
             .map(|n| SocketAddr::from(([127, 0, 0, 1], n % 40)))
             .collect();
-        dedup_and_filter(&mut list, IpFamilies::Both);
         let expected: Vec<_> = (0..40u16)
             .map(|n| SocketAddr::from(([127, 0, 0, 1], n)))
             .collect();
-        assert_eq!(list, expected);
-        dedup_and_filter(&mut list, IpFamilies::V6Only);
-        assert!(list.is_empty());
+        let all = AddressPolicy::allow_all();
+        assert_eq!(admitted(list.clone(), IpFamilies::Both, &all).0, expected);
+        assert_eq!(
+            admitted(list, IpFamilies::V6Only, &all),
+            (vec![], vec![], 40)
+        );
     }
 }

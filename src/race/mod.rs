@@ -186,7 +186,7 @@ pub(crate) struct Won<S> {
 pub(crate) enum Outcome<S> {
     Won(Won<S>),
     /// Every address was tried and every attempt failed.
-    Exhausted,
+    AllFailed,
     TimedOut,
     Cancelled,
 }
@@ -288,7 +288,7 @@ where
                 // Nothing runs, and nothing could start: all failed, or time is up. With
                 // answers still to come, wait for them.
                 match (this.starter.pending.is_empty(), &*this.later) {
-                    (true, None) => return Poll::Ready(Outcome::Exhausted),
+                    (true, None) => return Poll::Ready(Outcome::AllFailed),
                     (true, Some(_)) if !is_past(deadline, Instant::now()) => {}
                     _ => return Poll::Ready(Outcome::TimedOut),
                 }

@@ -24,7 +24,7 @@ pub(crate) enum Unanswered {
     /// Every address was refused by the policy.
     Denied(Vec<SocketAddr>),
     /// Only negative answers, or only addresses of families not dialed (`filtered` of them).
-    Empty {
+    NoAddresses {
         filtered: usize,
     },
     TimedOut,
@@ -115,7 +115,7 @@ pub(crate) async fn gather<'a>(
                 return Err(match (refused.is_empty(), heard.failure()) {
                     (false, _) => Unanswered::Denied(refused),
                     (true, Some(error)) => Unanswered::Failed(error),
-                    (true, None) => Unanswered::Empty { filtered },
+                    (true, None) => Unanswered::NoAddresses { filtered },
                 });
             }
         }
