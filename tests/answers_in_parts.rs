@@ -7,12 +7,10 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Script, Step, ms, v4, v6};
+use common::{Script, Step, TimedParts, ms, v4, v6};
 use connect_any::{
     Answer, Answering, ConnectError, Connector, FamilyErrors, Resolve, Resolving, Stage,
 };
-use futures_util::StreamExt;
-use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 /// One scripted answer.
@@ -36,54 +34,25 @@ impl Part {
     }
 }
 
-/// Answers each part at its time after the lookup starts; then ends, or never does.
-#[derive(Debug, Default)]
-struct Parts {
-    parts: Vec<(Duration, Part)>,
-    then_hangs: bool,
+fn timed(list: &[(u64, Part)]) -> Vec<(Duration, Answer)> {
+    list.iter().map(|(at, p)| (ms(*at), p.answer())).collect()
 }
 
-fn parts(parts: &[(u64, Part)]) -> Parts {
-    Parts {
-        parts: parts.iter().map(|(at, p)| (ms(*at), p.clone())).collect(),
+fn parts(list: &[(u64, Part)]) -> TimedParts {
+    TimedParts {
+        parts: timed(list),
         then_hangs: false,
     }
 }
 
-fn parts_then_hang(list: &[(u64, Part)]) -> Parts {
-    Parts {
+fn parts_then_hang(list: &[(u64, Part)]) -> TimedParts {
+    TimedParts {
+        parts: timed(list),
         then_hangs: true,
-        ..parts(list)
     }
 }
 
-impl Resolve for Parts {
-    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolving<'a> {
-        unreachable!("the connector asks for answers in parts")
-    }
-
-    fn resolve_in_parts<'a>(&'a self, _host: &'a str, _port: u16) -> Answering<'a> {
-        answering(self.parts.clone(), self.then_hangs)
-    }
-}
-
-/// Each part at its time from now; then the end, or never.
-fn answering(parts: Vec<(Duration, Part)>, then_hangs: bool) -> Answering<'static> {
-    let began = Instant::now();
-    let timed = futures_util::stream::iter(parts).then(move |(at, part)| async move {
-        sleep_until(began + at).await;
-        part.answer()
-    });
-    let end = futures_util::stream::once(async move {
-        if then_hangs {
-            std::future::pending::<()>().await;
-        }
-    })
-    .filter_map(|()| async { None });
-    Box::pin(timed.chain(end))
-}
-
-fn connector(resolver: Parts) -> Connector {
+fn connector(resolver: TimedParts) -> Connector {
     Connector::new()
         .resolver(resolver)
         .winner_memory(0, Duration::ZERO)
@@ -334,7 +303,7 @@ async fn sequential_follows_the_same_rules_one_at_a_time() {
 
 /// Answers in parts that a test changes between connects.
 #[derive(Debug, Default)]
-struct Changing(std::sync::Mutex<Parts>);
+struct Changing(std::sync::Mutex<TimedParts>);
 
 impl Changing {
     fn answer(&self, list: &[(u64, Part)]) {
@@ -348,8 +317,7 @@ impl Resolve for Changing {
     }
 
     fn resolve_in_parts<'a>(&'a self, _host: &'a str, _port: u16) -> Answering<'a> {
-        let now = self.0.lock().unwrap();
-        answering(now.parts.clone(), now.then_hangs)
+        self.0.lock().unwrap().answering()
     }
 }
 

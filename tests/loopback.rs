@@ -6,17 +6,11 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{BlackHole, has_ipv6_loopback, refused_addr};
+use common::{BlackHole, has_ipv6_loopback, listener, refused_addr};
 use connect_any::{ConnectError, Connector, Strategy, connect_any};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-
-async fn listener(ip: &str) -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    (listener, addr)
-}
 
 #[tokio::test]
 async fn connects_over_ipv4() {

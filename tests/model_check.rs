@@ -12,13 +12,10 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{FixedResolver, Script, Step, v4, v6};
-use connect_any::{
-    Answering, ConnectError, Connector, IpFamilies, Resolve, Resolving, Stage, Target,
-};
-use futures_util::StreamExt;
+use common::{FixedResolver, Script, Step, TimedParts, v4, v6};
+use connect_any::{ConnectError, Connector, IpFamilies, Stage, Target};
 use model::{
-    Answer, Dial, End, Failure, Families, Ms, Part, Reported, Scenario, Settings, Source, Trace,
+    Dial, End, Failure, Families, Lookup, Ms, Part, Reported, Scenario, Settings, Source, Trace,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
@@ -54,44 +51,29 @@ fn connector(settings: &Settings) -> Connector {
         .winner_memory(0, Duration::ZERO)
 }
 
-/// Answers AAAA and A separately, at their times, in time order (AAAA first at one instant);
+/// AAAA and A answered separately, at their times, in time order (AAAA first at one instant);
 /// a part that never comes keeps the stream open.
-#[derive(Debug)]
-struct Parts {
-    aaaa: Option<(Ms, Part)>,
-    a: Option<(Ms, Part)>,
-}
-
-impl Resolve for Parts {
-    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolving<'a> {
-        unreachable!("the connector asks for answers in parts")
-    }
-
-    fn resolve_in_parts<'a>(&'a self, _host: &'a str, _port: u16) -> Answering<'a> {
-        let began = tokio::time::Instant::now();
-        let mut parts: Vec<(Ms, bool, Part)> = Vec::new();
-        parts.extend(self.aaaa.clone().map(|(at, part)| (at, true, part)));
-        parts.extend(self.a.clone().map(|(at, part)| (at, false, part)));
-        parts.sort_by_key(|&(at, is_aaaa, _)| (at, !is_aaaa));
-        let never = self.aaaa.is_none() || self.a.is_none();
-        let timed = futures_util::stream::iter(parts).then(move |(at, is_aaaa, part)| async move {
-            tokio::time::sleep_until(began + Duration::from_millis(at)).await;
-            let addrs = match part {
-                Part::Addrs(addrs) => Ok(addrs),
-                Part::Fails(kind) => Err(std::io::Error::new(kind, "scripted")),
-            };
-            match is_aaaa {
-                true => connect_any::Answer::ipv6(addrs),
-                false => connect_any::Answer::ipv4(addrs),
-            }
-        });
-        let end = futures_util::stream::once(async move {
-            if never {
-                std::future::pending::<()>().await;
-            }
-        })
-        .filter_map(|()| async { None });
-        Box::pin(timed.chain(end))
+fn timed_parts(aaaa: &Option<(Ms, Part)>, a: &Option<(Ms, Part)>) -> TimedParts {
+    let mut parts: Vec<(Ms, bool, Part)> = Vec::new();
+    parts.extend(aaaa.clone().map(|(at, part)| (at, true, part)));
+    parts.extend(a.clone().map(|(at, part)| (at, false, part)));
+    parts.sort_by_key(|&(at, is_aaaa, _)| (at, !is_aaaa));
+    let answer = |is_aaaa, part| {
+        let addrs = match part {
+            Part::Addrs(addrs) => Ok(addrs),
+            Part::Fails(kind) => Err(std::io::Error::new(kind, "scripted")),
+        };
+        match is_aaaa {
+            true => connect_any::Answer::ipv6(addrs),
+            false => connect_any::Answer::ipv4(addrs),
+        }
+    };
+    TimedParts {
+        parts: parts
+            .into_iter()
+            .map(|(at, is_aaaa, part)| (Duration::from_millis(at), answer(is_aaaa, part)))
+            .collect(),
+        then_hangs: aaaa.is_none() || a.is_none(),
     }
 }
 
@@ -119,17 +101,14 @@ async fn engine(scenario: &Scenario) -> Trace {
                 delay: Duration::from_millis(at.unwrap_or(NEVER)),
                 ..FixedResolver::default()
             };
-            if let Answer::Addrs(list) = answer {
+            if let Lookup::Addrs(list) = answer {
                 resolver.answers.insert(NAME.to_owned(), list.clone());
             }
             connector = connector.resolver(resolver);
             Target::parse(&format!("{NAME}:1")).unwrap()
         }
         Source::Parts { aaaa, a } => {
-            connector = connector.resolver(Parts {
-                aaaa: aaaa.clone(),
-                a: a.clone(),
-            });
+            connector = connector.resolver(timed_parts(aaaa, a));
             Target::parse(&format!("{NAME}:1")).unwrap()
         }
     };
@@ -255,8 +234,8 @@ fn dial() -> impl Strategy<Value = Dial> {
 fn source() -> impl Strategy<Value = Source> {
     let list = || prop::collection::vec(addr(), 0..=20);
     let answer = prop_oneof![
-        9 => list().prop_map(Answer::Addrs),
-        1 => Just(Answer::NotFound),
+        9 => list().prop_map(Lookup::Addrs),
+        1 => Just(Lookup::NotFound),
     ];
     // A family's part: its own family's addresses, mostly, sometimes none or a failure.
     let part = |is_v6: bool| {
@@ -457,7 +436,7 @@ fn an_answer_as_the_resolve_timeout_runs_out_counts() {
     let scenario = Scenario {
         source: Source::Name {
             at: Some(100),
-            answer: Answer::Addrs(vec![v4(1)]),
+            answer: Lookup::Addrs(vec![v4(1)]),
         },
         dials: [(v4(1), Dial::Connect(5))].into_iter().collect(),
         settings,

@@ -9,15 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{FixedResolver, Script, Step, ms, refused_addr, v4};
+use common::{FixedResolver, Script, Step, listener, ms, refused_addr, v4};
 use connect_any::{AddressPolicy, ConnectError, Connector};
 use tokio::net::TcpListener;
-
-async fn listener(ip: &str) -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    (listener, addr)
-}
 
 /// Whether `listener` accepts a connection within 200 ms.
 async fn was_dialed(listener: &TcpListener) -> bool {

@@ -128,10 +128,10 @@ impl Lookups {
     fn start(&self, flight: &Arc<Flight>, slot: OwnedSemaphorePermit) {
         {
             let mut state = flight.lock();
-            if !matches!(state.stage, Stage::WaitingForSlot) {
+            if !matches!(state.stage, Progress::WaitingForSlot) {
                 return;
             }
-            state.stage = Stage::Running;
+            state.stage = Progress::Running;
             state.slot = Some(slot);
             // Waiters queued for a slot of their own leave the queue.
             state.wakers.iter().for_each(Waker::wake_by_ref);
@@ -156,7 +156,7 @@ struct Flight {
 
 #[derive(Default)]
 struct FlightState {
-    stage: Stage,
+    stage: Progress,
     wakers: Wakers,
     /// The slot of a running call, until it returns or is abandoned.
     slot: Option<OwnedSemaphorePermit>,
@@ -229,7 +229,7 @@ fn keep(kept: &mut Option<Waker>, waker: &Waker) {
 }
 
 #[derive(Default)]
-enum Stage {
+enum Progress {
     /// No slot yet: the first waiter to get one starts the call.
     #[default]
     WaitingForSlot,
@@ -243,7 +243,7 @@ impl Flight {
     }
 
     fn is_answered(&self) -> bool {
-        matches!(self.lock().stage, Stage::Answered(_))
+        matches!(self.lock().stage, Progress::Answered(_))
     }
 }
 
@@ -260,10 +260,10 @@ impl Call {
     fn answer(&self, answer: SharedAnswer) {
         let (wakers, slot) = {
             let mut state = self.flight.lock();
-            if matches!(state.stage, Stage::Answered(_)) {
+            if matches!(state.stage, Progress::Answered(_)) {
                 return;
             }
-            state.stage = Stage::Answered(answer);
+            state.stage = Progress::Answered(answer);
             if std::mem::take(&mut state.abandoned) {
                 self.abandoned.fetch_sub(1, Ordering::AcqRel);
             }
@@ -303,11 +303,11 @@ impl Future for Waiting<'_> {
             {
                 let mut state = this.flight.lock();
                 let state = &mut *state;
-                if let Stage::Answered(answer) = &state.stage {
+                if let Progress::Answered(answer) = &state.stage {
                     return Poll::Ready(answer.clone());
                 }
                 state.wakers.register(&mut this.place, cx.waker());
-                if matches!(state.stage, Stage::Running) {
+                if matches!(state.stage, Progress::Running) {
                     this.acquiring = None;
                     return Poll::Pending;
                 }
@@ -336,13 +336,13 @@ impl Drop for Waiting<'_> {
         };
         let slot = {
             let mut state = self.flight.lock();
-            if matches!(state.stage, Stage::Answered(_)) {
+            if matches!(state.stage, Progress::Answered(_)) {
                 // The answer took the wakers.
                 return;
             }
             state.wakers.leave(place);
             let last_of_a_running_call =
-                state.wakers.waiting == 0 && matches!(state.stage, Stage::Running);
+                state.wakers.waiting == 0 && matches!(state.stage, Progress::Running);
             match last_of_a_running_call && state.slot.is_some() && self.lookups.may_abandon() {
                 true => {
                     state.abandoned = true;

@@ -238,3 +238,50 @@ impl Rng {
         self.0 % bound
     }
 }
+
+/// A listener on `ip` with a port the system chose, and its address.
+pub async fn listener(ip: &str) -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// A resolver that answers in parts on the clock: each answer at its time after the lookup
+/// starts, in the order given (which must be time order); then the stream ends, or, with
+/// `then_hangs`, stays open as a query that never answers does.
+#[derive(Clone, Debug, Default)]
+pub struct TimedParts {
+    pub parts: Vec<(Duration, connect_any::Answer)>,
+    pub then_hangs: bool,
+}
+
+impl TimedParts {
+    /// The answers as a stream, timed from now.
+    pub fn answering(&self) -> connect_any::Answering<'static> {
+        use futures_util::StreamExt;
+        let began = Instant::now();
+        let then_hangs = self.then_hangs;
+        let timed =
+            futures_util::stream::iter(self.parts.clone()).then(move |(at, answer)| async move {
+                tokio::time::sleep_until(began + at).await;
+                answer
+            });
+        let end = futures_util::stream::once(async move {
+            if then_hangs {
+                std::future::pending::<()>().await;
+            }
+        })
+        .filter_map(|()| async { None });
+        Box::pin(timed.chain(end))
+    }
+}
+
+impl Resolve for TimedParts {
+    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolving<'a> {
+        unreachable!("the connector asks for answers in parts")
+    }
+
+    fn resolve_in_parts<'a>(&'a self, _host: &'a str, _port: u16) -> connect_any::Answering<'a> {
+        self.answering()
+    }
+}

@@ -79,7 +79,7 @@ pub enum Source {
     /// A pre-resolved list.
     List(Vec<SocketAddr>),
     /// A name whose answer arrives `at` (never, for `None`).
-    Name { at: Option<Ms>, answer: Answer },
+    Name { at: Option<Ms>, answer: Lookup },
     /// A name whose AAAA and A answers arrive separately (never, for `None`).
     Parts {
         aaaa: Option<(Ms, Part)>,
@@ -89,7 +89,7 @@ pub enum Source {
 
 /// The resolver's answer for a name.
 #[derive(Clone, Debug)]
-pub enum Answer {
+pub enum Lookup {
     Addrs(Vec<SocketAddr>),
     NotFound,
 }
@@ -201,10 +201,10 @@ pub fn expected(scenario: &Scenario) -> Trace {
                     return failed(Failure::TimedOutResolving, ErrorKind::TimedOut, at, vec![]);
                 }
                 Some(at) => match answer {
-                    Answer::NotFound => {
+                    Lookup::NotFound => {
                         return failed(Failure::Resolve, ErrorKind::NotFound, at, vec![]);
                     }
-                    Answer::Addrs(list) => {
+                    Lookup::Addrs(list) => {
                         let list = usable(list, settings.families);
                         let list = match settings.strategy {
                             Strategy::HappyEyeballs => {
