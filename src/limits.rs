@@ -1,5 +1,6 @@
 //! What ends a connect early: deadlines (with arithmetic that never overflows) and
-//! cancellation tokens.
+//! cancellation tokens; and the one order in which everything that happens at one instant is
+//! decided ([`poll_in_order`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -119,6 +120,64 @@ impl Future for Fired<'_> {
     }
 }
 
+/// What [`poll_in_order`] found first.
+pub(crate) enum Woke<F, A> {
+    /// A cancellation token fired.
+    Cancelled,
+    /// The work finished something: an attempt ended, a bounded future completed.
+    Finished(F),
+    /// New input arrived: a resolver's answer.
+    Arrived(A),
+    /// The clock reached the instant the caller waits for.
+    Due,
+}
+
+/// The tie order of the whole crate, written here and nowhere else: of the things that are
+/// ready at one instant, a cancellation comes first, then finished work, then arrived
+/// answers, then the clock. Every wait of a connect polls through it: the race (attempts,
+/// late answers, the stagger tick and the deadline), the wait for the first answers (answers,
+/// the resolution delay and the resolve deadline), one attempt under its own timeout, and
+/// the direct path's one attempt under the deadline.
+///
+/// What follows from it: a stream that connected at the instant the deadline passed, or its
+/// own attempt timeout ran out, is returned; an answer at the very resolve deadline still
+/// counts; a connect at the instant of a stagger tick starts nothing more; and a cancellation
+/// at the instant of a win cancels. `tests/model/mod.rs` states the same rules as an executable
+/// model.
+#[inline]
+pub(crate) fn poll_in_order<F, A>(
+    cx: &mut Context<'_>,
+    cancelled: Option<&mut Pin<Box<Fired<'_>>>>,
+    work: impl FnOnce(&mut Context<'_>) -> Poll<F>,
+    answers: impl FnOnce(&mut Context<'_>) -> Poll<A>,
+    clock: impl FnOnce(&mut Context<'_>) -> Poll<()>,
+) -> Poll<Woke<F, A>> {
+    if let Some(cancelled) = cancelled
+        && cancelled.as_mut().poll(cx).is_ready()
+    {
+        return Poll::Ready(Woke::Cancelled);
+    }
+    if let Poll::Ready(finished) = work(cx) {
+        return Poll::Ready(Woke::Finished(finished));
+    }
+    if let Poll::Ready(arrived) = answers(cx) {
+        return Poll::Ready(Woke::Arrived(arrived));
+    }
+    clock(cx).map(|()| Woke::Due)
+}
+
+/// Nothing ever finishes: for waits on answers alone.
+#[inline]
+pub(crate) fn no_work(_: &mut Context<'_>) -> Poll<std::convert::Infallible> {
+    Poll::Pending
+}
+
+/// Nothing ever arrives: for waits without answers.
+#[inline]
+pub(crate) fn no_answers(_: &mut Context<'_>) -> Poll<std::convert::Infallible> {
+    Poll::Pending
+}
+
 /// How a bounded piece of work ended.
 pub(crate) enum Bounded<T> {
     Done(T),
@@ -143,6 +202,15 @@ impl Timer {
             .as_mut()
             .map_or(Poll::Pending, |sleep| sleep.as_mut().poll(cx))
     }
+
+    /// Polls until `at`, or never without one.
+    #[inline]
+    pub(crate) fn poll_optional(&mut self, at: Option<Instant>, cx: &mut Context<'_>) -> Poll<()> {
+        match at {
+            Some(at) => self.poll_until(at, cx),
+            None => Poll::Pending,
+        }
+    }
 }
 
 pin_project! {
@@ -157,7 +225,7 @@ pin_project! {
 }
 
 /// Runs `work` until it finishes, `deadline` passes or `cancel` fires, whichever is first;
-/// cancellation wins ties, then the work.
+/// ties go by [`poll_in_order`].
 pub(crate) fn bounded<F: Future>(
     work: F,
     deadline: Option<Instant>,
@@ -176,21 +244,20 @@ impl<F: Future> Future for BoundedFuture<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(cancelled) = this.cancelled
-            && cancelled.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Bounded::Cancelled);
-        }
-        if let Poll::Ready(output) = this.work.poll(cx) {
-            return Poll::Ready(Bounded::Done(output));
-        }
-        match *this.deadline {
-            Some(deadline) => this
-                .timer
-                .poll_until(deadline, cx)
-                .map(|()| Bounded::TimedOut),
-            None => Poll::Pending,
-        }
+        let (work, timer, deadline) = (this.work, this.timer, *this.deadline);
+        let woke = poll_in_order(
+            cx,
+            this.cancelled.as_mut(),
+            |cx| work.poll(cx),
+            no_answers,
+            |cx| timer.poll_optional(deadline, cx),
+        );
+        woke.map(|woke| match woke {
+            Woke::Cancelled => Bounded::Cancelled,
+            Woke::Finished(output) => Bounded::Done(output),
+            Woke::Arrived(never) => match never {},
+            Woke::Due => Bounded::TimedOut,
+        })
     }
 }
 

@@ -1,13 +1,11 @@
 //! The race: staggered connection attempts over an ordered address list (RFC 8305 §5), driven
 //! inside the caller's future so that nothing outlives it.
 //!
-//! Ties are decided in one fixed order on every wake: cancellation first, then attempts that
-//! finished, then the clock. Attempts that finished in the same poll are taken together: a
-//! connection beats a failure, the earliest-started connection wins, and each failure starts
-//! one attempt. So a stream that connected at the very instant the deadline passed is
-//! returned, not dropped; no attempt starts at or after the deadline; an attempt that connects
-//! at the instant its own timeout runs out has connected; and nothing new starts at the
-//! instant of a win. `tests/model/mod.rs` states these rules as an executable model.
+//! Ties between kinds of event are decided by [`poll_in_order`], the crate's one tie order
+//! (cancellation, finished attempts, late answers, the clock). Within finished attempts, those
+//! that finished in the same poll are taken together: a connection beats a failure, the
+//! earliest-started connection wins, and each failure starts one attempt. So no attempt starts
+//! at or after the deadline, and nothing new starts at the instant of a win.
 
 pub(crate) mod attempts;
 pub(crate) mod running;
@@ -27,7 +25,7 @@ use tokio::time::Instant;
 use crate::order::interleave::merge;
 
 use crate::connector::history::{AdaptivePace, HostKey, WinnerMemory};
-use crate::limits::{Cancel, Fired, Timer, earliest, is_past};
+use crate::limits::{Cancel, Fired, Timer, Woke, earliest, is_past, poll_in_order};
 use crate::order::interleave::promote;
 use crate::race::attempts::{Attempt, Attempts};
 use crate::race::running::{Dialing, Running};
@@ -293,77 +291,92 @@ where
                     _ => return Poll::Ready(Outcome::TimedOut),
                 }
             }
-            if let Some(cancelled) = this.cancelled
-                && cancelled.as_mut().poll(cx).is_ready()
-            {
-                this.running.set(Running::default());
-                return Poll::Ready(Outcome::Cancelled);
-            }
-            if let Poll::Ready(first) = this.running.as_mut().poll_next(cx) {
-                let now = Instant::now();
-                let (winner, failures) = settle_ready(this.running.as_mut(), cx, first, this.log);
-                if let Some((index, stream)) = winner {
-                    this.log.trace_cancelled(index);
-                    // Every loser is dropped here, before the race completes.
-                    this.running.set(Running::default());
-                    let record = &this.log.records[index];
-                    let took = now - record.started;
-                    tracing::debug!(addr = %record.addr, elapsed = ?now - this.log.began, ?took, "attempt won");
-                    return Poll::Ready(Outcome::Won(Won {
-                        stream,
-                        addr: record.addr,
-                        took,
-                    }));
-                }
-                // Each failure starts the next attempt at once.
-                for _ in 0..failures {
-                    *this.next_start =
-                        this.starter
-                            .start_next(now, this.running.as_mut(), *this.dial, this.log);
-                }
-                continue;
-            }
-            if let Some(later) = this.later
-                && let Poll::Ready(answer) = later.poll_answer(cx)
-            {
-                let Some(added) = answer else {
-                    *this.later = None;
-                    continue;
-                };
-                if added.is_empty() {
-                    continue;
-                }
-                let remembered = later.remembered;
-                let starter = &mut *this.starter;
-                let last = starter.last.map(|(_, addr)| Family::of(&addr));
-                merge(&mut starter.pending, &added, last, *this.interleave);
-                if let Some(remembered) = remembered {
-                    promote(starter.pending.make_contiguous(), remembered);
-                }
-                // At once if nothing runs or the stagger has already passed; else at
-                // its tick.
-                let now = Instant::now();
-                let tick = starter.last.and_then(|(tick, _)| tick);
-                *this.next_start =
-                    if this.running.is_empty() || tick.is_some_and(|tick| tick <= now) {
-                        starter.start_next(now, this.running.as_mut(), *this.dial, this.log)
-                    } else {
-                        tick
-                    };
-                continue;
-            }
             let stagger_due = this
                 .next_start
                 .filter(|start| deadline.is_none_or(|deadline| *start < deadline));
             let answers_due = this.later.as_ref().and_then(|later| later.until);
-            let Some(due) = earliest(earliest(stagger_due, answers_due), deadline) else {
-                return Poll::Pending;
-            };
-            if let Some(yielded) = this.before_first_timer.as_mut().as_pin_mut() {
-                ready!(yielded.poll(cx));
-                this.before_first_timer.set(None);
+            let due = earliest(earliest(stagger_due, answers_due), deadline);
+            let (running, later) = (&mut this.running, &mut *this.later);
+            let (yielded, timer) = (&mut this.before_first_timer, &mut *this.timer);
+            let woke = ready!(poll_in_order(
+                cx,
+                this.cancelled.as_mut(),
+                |cx| running.as_mut().poll_next(cx),
+                |cx| match later {
+                    Some(later) => later.poll_answer(cx),
+                    None => Poll::Pending,
+                },
+                |cx| {
+                    let Some(due) = due else {
+                        return Poll::Pending;
+                    };
+                    if let Some(yielding) = yielded.as_mut().as_pin_mut() {
+                        ready!(yielding.poll(cx));
+                        yielded.set(None);
+                    }
+                    timer.poll_until(due, cx)
+                },
+            ));
+            match woke {
+                Woke::Cancelled => {
+                    this.running.set(Running::default());
+                    return Poll::Ready(Outcome::Cancelled);
+                }
+                Woke::Finished(first) => {
+                    let now = Instant::now();
+                    let (winner, failures) =
+                        settle_ready(this.running.as_mut(), cx, first, this.log);
+                    if let Some((index, stream)) = winner {
+                        this.log.trace_cancelled(index);
+                        // Every loser is dropped here, before the race completes.
+                        this.running.set(Running::default());
+                        let record = &this.log.records[index];
+                        let took = now - record.started;
+                        tracing::debug!(addr = %record.addr, elapsed = ?now - this.log.began, ?took, "attempt won");
+                        return Poll::Ready(Outcome::Won(Won {
+                            stream,
+                            addr: record.addr,
+                            took,
+                        }));
+                    }
+                    // Each failure starts the next attempt at once.
+                    for _ in 0..failures {
+                        *this.next_start = this.starter.start_next(
+                            now,
+                            this.running.as_mut(),
+                            *this.dial,
+                            this.log,
+                        );
+                    }
+                    continue;
+                }
+                Woke::Arrived(None) => {
+                    *this.later = None;
+                    continue;
+                }
+                Woke::Arrived(Some(added)) if added.is_empty() => continue,
+                Woke::Arrived(Some(added)) => {
+                    let remembered = this.later.as_ref().and_then(|later| later.remembered);
+                    let starter = &mut *this.starter;
+                    let last = starter.last.map(|(_, addr)| Family::of(&addr));
+                    merge(&mut starter.pending, &added, last, *this.interleave);
+                    if let Some(remembered) = remembered {
+                        promote(starter.pending.make_contiguous(), remembered);
+                    }
+                    // At once if nothing runs or the stagger has already passed; else at
+                    // its tick.
+                    let now = Instant::now();
+                    let tick = starter.last.and_then(|(tick, _)| tick);
+                    *this.next_start =
+                        if this.running.is_empty() || tick.is_some_and(|tick| tick <= now) {
+                            starter.start_next(now, this.running.as_mut(), *this.dial, this.log)
+                        } else {
+                            tick
+                        };
+                    continue;
+                }
+                Woke::Due => {}
             }
-            ready!(this.timer.poll_until(due, cx));
             let now = Instant::now();
             if is_past(deadline, now) {
                 this.running.set(Running::default());

@@ -14,7 +14,8 @@ use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::limits::{Timer, deadline_after};
+use crate::human::Human;
+use crate::limits::{Timer, Woke, deadline_after, no_answers, poll_in_order};
 
 pin_project! {
     /// The running attempts. The first runs in place, polled with the race's own waker while
@@ -148,20 +149,26 @@ impl<S, F: Future<Output = io::Result<S>>> Future for Dialing<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.dial.poll(cx) {
-            return Poll::Ready((*this.index, result));
-        }
-        let Some(expires) = *this.expires else {
-            return Poll::Pending;
-        };
-        match this.timer.poll_until(expires, cx) {
-            Poll::Ready(()) => {
+        let (dial, timer, expires) = (this.dial, this.timer, *this.expires);
+        let woke = poll_in_order(
+            cx,
+            None,
+            |cx| dial.poll(cx),
+            no_answers,
+            |cx| timer.poll_optional(expires, cx),
+        );
+        woke.map(|woke| match woke {
+            Woke::Finished(result) => (*this.index, result),
+            Woke::Due => {
                 let limit = this.limit.unwrap_or_default();
-                let message = format!("attempt timed out after {limit:?}");
-                let error = io::Error::new(io::ErrorKind::TimedOut, message);
-                Poll::Ready((*this.index, Err(error)))
+                let message = format!("attempt timed out after {}", Human(limit));
+                (
+                    *this.index,
+                    Err(io::Error::new(io::ErrorKind::TimedOut, message)),
+                )
             }
-            Poll::Pending => Poll::Pending,
-        }
+            Woke::Cancelled => unreachable!("an attempt has no token of its own"),
+            Woke::Arrived(never) => match never {},
+        })
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::limits::{Cancel, Timer, deadline_after, earliest, is_past};
+use crate::limits::{
+    Cancel, Timer, Woke, deadline_after, earliest, is_past, no_work, poll_in_order,
+};
 use crate::order::admission::Admission;
 use crate::resolve::answers::{Answer, Answering, Family, Heard, Next};
 
@@ -67,18 +69,19 @@ pub(crate) async fn gather<'a>(
     loop {
         let due = earliest(delay_ends, until);
         let event = poll_fn(|cx| {
-            if let Some(cancelled) = &mut cancelled
-                && cancelled.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Gathering::Cancelled);
-            }
-            if let Poll::Ready(next) = answers.poll_next_unpin(cx) {
-                return Poll::Ready(next.map_or(Gathering::Ended, Gathering::Answer));
-            }
-            match due {
-                Some(due) => timer.poll_until(due, cx).map(|()| Gathering::TimerFired),
-                None => Poll::Pending,
-            }
+            let woke = poll_in_order(
+                cx,
+                cancelled.as_mut(),
+                no_work,
+                |cx| answers.poll_next_unpin(cx),
+                |cx| timer.poll_optional(due, cx),
+            );
+            woke.map(|woke| match woke {
+                Woke::Cancelled => Gathering::Cancelled,
+                Woke::Finished(never) => match never {},
+                Woke::Arrived(next) => next.map_or(Gathering::Ended, Gathering::Answer),
+                Woke::Due => Gathering::TimerFired,
+            })
         })
         .await;
         let next = match event {
