@@ -141,7 +141,7 @@ impl Connector {
     }
 
     /// The resolver for host names; IP literals and address lists never reach it. Default is
-    /// [`SystemResolver`] (`getaddrinfo`).
+    /// [`SystemResolver`](crate::SystemResolver) (`getaddrinfo`).
     pub fn resolver(self, resolver: impl Resolve) -> Self {
         let resolver = SharedResolver::new(resolver);
         self.with(|s| s.resolver = resolver)
@@ -241,7 +241,7 @@ impl Connector {
     ///
     /// Dropping the future cancels every attempt and closes every socket it opened; nothing it
     /// started keeps running, except a system lookup already handed to `getaddrinfo` (see
-    /// [`SystemResolver`]).
+    /// [`SystemResolver`](crate::SystemResolver)).
     pub fn connect(
         &self,
         target: impl IntoTarget,

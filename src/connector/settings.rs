@@ -30,7 +30,7 @@ pub(crate) const DEFAULT_MEMORY_TTL: Duration = Duration::from_secs(600);
 #[non_exhaustive]
 pub enum Strategy {
     /// One attempt at a time, in the resolver's order except that a remembered winner (see
-    /// [`Connector::winner_memory`]) goes first; the next starts when the previous one fails or
+    /// [`Connector::winner_memory`](crate::Connector::winner_memory)) goes first; the next starts when the previous one fails or
     /// exceeds the attempt timeout.
     Sequential,
     /// RFC 8305 Happy Eyeballs: families interleaved, a new attempt every attempt delay or as
