@@ -7,17 +7,25 @@
 //! normal close, thousands of them fill the kernel's tables and make every later connect
 //! slower, which adds the same absolute cost to both sides and hides the difference.
 //!
-//! `cargo bench --bench ab` prints the median and the 10%-trimmed mean per variant and the
-//! ratio of ours to tokio's, by literal and by name; then bursts of 1,000 concurrent connects.
-
-#[path = "../examples/support/loopback.rs"]
-mod loopback;
+//! The listener runs on an OS thread of its own, not as a task of the runtime being measured:
+//! as a task it shares the client's workers, and its accept work is added to both sides alike,
+//! which dilutes the difference. The same pairs run in three setups, because where the client
+//! runs changes what a connect costs: from `block_on` on a `current_thread` runtime (the I/O
+//! driver is polled on the same thread, the cheapest case, where our own work shows most),
+//! from a task spawned on a 2-worker `multi_thread` runtime (what a service does), and from
+//! `block_on` on that runtime (the old bench's setup: every wake crosses threads, which adds the
+//! same few microseconds to both sides).
+//!
+//! `cargo bench --bench ab` prints, per setup, the median and the 10%-trimmed mean per variant
+//! and the ratio of ours (`Connector::connect`) to tokio's, by literal and by name; then bursts
+//! of 1,000 concurrent connects.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use connect_any::connect_any;
+use connect_any::{Connector, connect_any};
 use tokio::net::TcpStream;
+use tokio::runtime::{Builder, Runtime};
 use tokio::task::JoinSet;
 
 const WARM_UP: usize = 500;
@@ -54,37 +62,99 @@ fn report(pair: &str, tokio: &mut [Duration], ours: &mut [Duration]) {
 }
 
 /// Times one connect of `variant` (0: tokio, 1: connect-any) to `target`.
-async fn once(variant: usize, target: &Target<'_>) -> Duration {
+async fn once(variant: usize, target: &Target, connector: &Connector) -> Duration {
     let began = Instant::now();
     let stream = match (variant, target) {
         (0, Target::Addr(addr)) => TcpStream::connect(addr).await.unwrap(),
-        (_, Target::Addr(addr)) => connect_any(*addr).await.unwrap(),
-        (0, Target::Name(name)) => TcpStream::connect(name).await.unwrap(),
-        (_, Target::Name(name)) => connect_any(*name).await.unwrap(),
+        (_, Target::Addr(addr)) => connector.connect(*addr).await.unwrap(),
+        (0, Target::Name(name)) => TcpStream::connect(name.as_str()).await.unwrap(),
+        (_, Target::Name(name)) => connector.connect(name.as_str()).await.unwrap(),
     };
     let took = began.elapsed();
     reset(stream);
     took
 }
 
-enum Target<'a> {
+#[derive(Clone)]
+enum Target {
     Addr(SocketAddr),
-    Name(&'a str),
+    Name(String),
 }
 
 /// Interleaved rounds of one pair: tokio's times and ours.
-async fn pair(target: &Target<'_>) -> [Vec<Duration>; 2] {
+async fn pair(target: Target) -> [Vec<Duration>; 2] {
+    let connector = Connector::new();
     for round in 0..WARM_UP {
-        once(round % 2, target).await;
+        once(round % 2, &target, &connector).await;
     }
     let mut times: [Vec<Duration>; 2] = Default::default();
     for round in 0..ROUNDS {
         let first = round % 2;
         for variant in [first, 1 - first] {
-            times[variant].push(once(variant, target).await);
+            times[variant].push(once(variant, &target, &connector).await);
         }
     }
     times
+}
+
+/// Accepts and drops every connection, on an OS thread of its own; the backlog holds a whole
+/// burst.
+fn listen_on_a_thread(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    let listener = std::net::TcpListener::from(socket);
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    Ok(addr)
+}
+
+/// Where the client runs.
+#[derive(Clone, Copy)]
+enum Setup {
+    CurrentThread,
+    SpawnedOnMultiThread,
+    BlockOnMultiThread,
+}
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::CurrentThread => "current_thread, from block_on",
+            Setup::SpawnedOnMultiThread => "multi_thread (2 workers), from a spawned task",
+            Setup::BlockOnMultiThread => "multi_thread (2 workers), from block_on",
+        }
+    }
+
+    fn runtime(self) -> Runtime {
+        let mut builder = match self {
+            Setup::CurrentThread => Builder::new_current_thread(),
+            _ => {
+                let mut builder = Builder::new_multi_thread();
+                builder.worker_threads(2);
+                builder
+            }
+        };
+        builder.enable_all().build().unwrap()
+    }
+
+    fn pair(self, runtime: &Runtime, target: Target) -> [Vec<Duration>; 2] {
+        match self {
+            Setup::SpawnedOnMultiThread => runtime.block_on(tokio::spawn(pair(target))).unwrap(),
+            _ => runtime.block_on(pair(target)),
+        }
+    }
 }
 
 async fn burst(variant: usize, addr: SocketAddr) -> Duration {
@@ -104,28 +174,36 @@ async fn burst(variant: usize, addr: SocketAddr) -> Duration {
     began.elapsed()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks bench binaries to list their tests.
     }
-    let addr = loopback::serve_and_drop(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await
-        .unwrap();
-    let _ = loopback::serve_and_drop(SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))).await;
+    let addr = listen_on_a_thread(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    // Both families on one port, so that a connect by name meets a listener on either.
+    let _ = listen_on_a_thread(SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())));
     let name = format!("localhost:{}", addr.port());
 
     println!("{ROUNDS} rounds per pair (after {WARM_UP} warm-up), A B then B A, reset on close");
-    let [mut tokio, mut ours] = pair(&Target::Addr(addr)).await;
-    report("literal", &mut tokio, &mut ours);
-    let [mut tokio, mut ours] = pair(&Target::Name(&name)).await;
-    report("name", &mut tokio, &mut ours);
+    println!("listener on its own OS thread; ours is Connector::connect");
+    for setup in [
+        Setup::CurrentThread,
+        Setup::SpawnedOnMultiThread,
+        Setup::BlockOnMultiThread,
+    ] {
+        println!("{}:", setup.name());
+        let runtime = setup.runtime();
+        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Addr(addr));
+        report("literal", &mut tokio, &mut ours);
+        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Name(name.clone()));
+        report("name", &mut tokio, &mut ours);
+    }
 
+    let runtime = Setup::SpawnedOnMultiThread.runtime();
     let mut bursts: [Vec<Duration>; 2] = Default::default();
     for round in 0..BURST_ROUNDS {
         let first = round % 2;
         for variant in [first, 1 - first] {
-            bursts[variant].push(burst(variant, addr).await);
+            bursts[variant].push(runtime.block_on(burst(variant, addr)));
         }
     }
     println!("{BURST_ROUNDS} rounds of {BURST} concurrent connects, alternating");
