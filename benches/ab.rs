@@ -123,23 +123,23 @@ fn listen_on_a_thread(addr: SocketAddr) -> std::io::Result<SocketAddr> {
 /// Where the client runs.
 #[derive(Clone, Copy)]
 enum Setup {
-    CurrentThread,
-    SpawnedOnMultiThread,
-    BlockOnMultiThread,
+    CurrentThreadBlockOn,
+    MultiThreadTask,
+    MultiThreadBlockOn,
 }
 
 impl Setup {
     fn name(self) -> &'static str {
         match self {
-            Setup::CurrentThread => "current_thread, from block_on",
-            Setup::SpawnedOnMultiThread => "multi_thread (2 workers), from a spawned task",
-            Setup::BlockOnMultiThread => "multi_thread (2 workers), from block_on",
+            Setup::CurrentThreadBlockOn => "current_thread, from block_on",
+            Setup::MultiThreadTask => "multi_thread (2 workers), from a spawned task",
+            Setup::MultiThreadBlockOn => "multi_thread (2 workers), from block_on",
         }
     }
 
     fn runtime(self) -> Runtime {
         let mut builder = match self {
-            Setup::CurrentThread => Builder::new_current_thread(),
+            Setup::CurrentThreadBlockOn => Builder::new_current_thread(),
             _ => {
                 let mut builder = Builder::new_multi_thread();
                 builder.worker_threads(2);
@@ -151,7 +151,7 @@ impl Setup {
 
     fn pair(self, runtime: &Runtime, target: Target) -> [Vec<Duration>; 2] {
         match self {
-            Setup::SpawnedOnMultiThread => runtime.block_on(tokio::spawn(pair(target))).unwrap(),
+            Setup::MultiThreadTask => runtime.block_on(runtime.spawn(pair(target))).unwrap(),
             _ => runtime.block_on(pair(target)),
         }
     }
@@ -186,9 +186,9 @@ fn main() {
     println!("{ROUNDS} rounds per pair (after {WARM_UP} warm-up), A B then B A, reset on close");
     println!("listener on its own OS thread; ours is Connector::connect");
     for setup in [
-        Setup::CurrentThread,
-        Setup::SpawnedOnMultiThread,
-        Setup::BlockOnMultiThread,
+        Setup::CurrentThreadBlockOn,
+        Setup::MultiThreadTask,
+        Setup::MultiThreadBlockOn,
     ] {
         println!("{}:", setup.name());
         let runtime = setup.runtime();
@@ -198,7 +198,7 @@ fn main() {
         report("name", &mut tokio, &mut ours);
     }
 
-    let runtime = Setup::SpawnedOnMultiThread.runtime();
+    let runtime = Setup::MultiThreadTask.runtime();
     let mut bursts: [Vec<Duration>; 2] = Default::default();
     for round in 0..BURST_ROUNDS {
         let first = round % 2;
