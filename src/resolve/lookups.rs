@@ -14,7 +14,6 @@ use std::task::{Context, Poll, Waker, ready};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use crate::resolve::answers::copy_error;
-use crate::resolve::blocking_pool;
 use crate::sync::lock;
 
 /// What a lookup's waiters share: `io::Error` is not `Clone`, so the error is shared by `Arc`.
@@ -23,7 +22,9 @@ type SharedAnswer = Result<Arc<[SocketAddr]>, Arc<io::Error>>;
 /// The blocking lookups in flight, by name.
 ///
 /// The policy, so that names whose lookups hang cannot starve the others:
-/// - one call per name at a time, names compared without regard to ASCII case;
+/// - one call per name and runtime at a time, names compared without regard to ASCII case; the
+///   call runs on that runtime's blocking pool (`spawn_blocking`), and a connect on another
+///   runtime makes its own, so that no runtime waits behind another's busy pool;
 /// - at most `slots` calls that someone waits for run at once; a lookup waits for a free slot;
 /// - a running call whose every waiter has left (timed out, cancelled, dropped) gives its slot
 ///   back, so that it no longer holds up other names, and runs on unwatched to its end; at
@@ -41,9 +42,13 @@ pub(crate) struct Lookups {
     blocking: fn(&str) -> io::Result<Vec<SocketAddr>>,
 }
 
+/// A flight's runtime and name: lookups are shared among the connects of one runtime, whose
+/// blocking pool runs the call, so that no runtime waits behind another's busy pool.
+type FlightKey = (Option<tokio::runtime::Id>, Arc<str>);
+
 #[derive(Default)]
 struct InFlight {
-    calls: HashMap<Arc<str>, Weak<Flight>>,
+    calls: HashMap<FlightKey, Weak<Flight>>,
     /// Entries whose waiters all left are swept when the map reaches this size.
     sweep_at: usize,
 }
@@ -94,18 +99,19 @@ impl Lookups {
             let mut in_flight = lock(&self.in_flight);
             let in_flight = &mut *in_flight;
             // The table's key and the flight share one copy of the name, hashed once.
-            let key: Arc<str> = match host.bytes().any(|b| b.is_ascii_uppercase()) {
+            let name: Arc<str> = match host.bytes().any(|b| b.is_ascii_uppercase()) {
                 true => host.to_ascii_lowercase().into(),
                 false => host.into(),
             };
-            let entry = in_flight.calls.entry(key.clone());
+            let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+            let entry = in_flight.calls.entry((runtime, name.clone()));
             if let Entry::Occupied(joined) = &entry
                 && let Some(flight) = joined.get().upgrade().filter(|f| !f.is_answered())
             {
                 return flight;
             }
             let flight = Arc::new(Flight {
-                host: key,
+                host: name,
                 state: Mutex::default(),
             });
             entry.insert_entry(Arc::downgrade(&flight));
@@ -141,10 +147,11 @@ impl Lookups {
             abandoned: self.abandoned.clone(),
         };
         let blocking = self.blocking;
-        blocking_pool::run(move || {
+        // Detached: the call answers its flight itself.
+        drop(tokio::task::spawn_blocking(move || {
             let answer = blocking(&call.flight.host);
             call.answer(answer.map(Into::into).map_err(Arc::new));
-        });
+        }));
     }
 }
 
@@ -247,8 +254,8 @@ impl Flight {
     }
 }
 
-/// A running call: it answers its flight even if it ends without a result (a panic, or no
-/// thread to run it), so that no waiter waits forever.
+/// A running call: it answers its flight even if it ends without a result (a panic, or a
+/// runtime shutting down before it ran), so that no waiter waits forever.
 struct Call {
     flight: Arc<Flight>,
     abandoned: Arc<AtomicUsize>,
@@ -585,6 +592,18 @@ mod tests {
             *self.0.lock().unwrap() = true;
             self.1.notify_all();
         }
+
+        /// Opens the gate when dropped, so that a failing test does not leave its runtime
+        /// waiting at shutdown for the blocked calls.
+        fn opened_at_the_end(&'static self) -> impl Drop {
+            struct Opens(&'static Gate);
+            impl Drop for Opens {
+                fn drop(&mut self) {
+                    self.0.open();
+                }
+            }
+            Opens(self)
+        }
     }
 
     /// A task's waker that counts its live copies.
@@ -605,6 +624,7 @@ mod tests {
     /// abandoned waits on one hung name leave no waker behind and one place in the table.
     #[tokio::test]
     async fn an_abandoned_waiter_takes_its_waker_with_it() {
+        let _open = HUNG_FOR_WAKERS.opened_at_the_end();
         let lookups = Lookups::new(1, 0, hangs_for_wakers);
         let task = Arc::new(CountedWaker);
         let waker = Waker::from(task.clone());
@@ -650,6 +670,7 @@ mod tests {
     /// budget, the bound on threads holds.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hung_names_cannot_starve_other_lookups() {
+        let _open = HUNG_NAMES.opened_at_the_end();
         let lookups = Lookups::new(2, 2, some_names_hang);
         let give_up = Duration::from_millis(50);
         for name in ["hang-1.test", "hang-2.test", "HANG-1.test", "hang-2.TEST"] {
@@ -689,8 +710,8 @@ mod tests {
         Ok(loopback())
     }
 
-    /// A lookup shared by two runtimes runs on neither's blocking pool: the idle runtime does
-    /// not wait behind the busy one's.
+    /// A name looked up on two runtimes at once is looked up on each one's own blocking pool:
+    /// the idle runtime does not wait behind the busy one's.
     #[test]
     fn a_shared_lookup_does_not_wait_behind_another_runtimes_pool() {
         let lookups = Arc::new(Lookups::new(4, 0, takes_100_ms));

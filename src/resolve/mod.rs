@@ -2,7 +2,6 @@
 //! lookups, overrides, and the wait for answers before the race starts.
 
 pub(crate) mod answers;
-pub(crate) mod blocking_pool;
 pub(crate) mod gather;
 pub(crate) mod getaddrinfo;
 #[cfg(feature = "hickory")]

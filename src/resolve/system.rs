@@ -14,18 +14,18 @@ use crate::resolve::{Resolve, Resolving};
 /// threads by default; stuck lookups must never take them all, or `tokio::fs` and every other
 /// blocking task stall behind a DNS outage.
 const MAX_LOOKUPS_IN_FLIGHT: usize = 32;
-/// How many calls whose waiters all gave up may run on without a slot; so at most 128 threads
-/// block in `getaddrinfo` at once, whatever the names.
+/// How many calls whose waiters all gave up may run on without a slot; so at most 128 blocking
+/// threads (of tokio's 512 by default) block in `getaddrinfo` at once, whatever the names.
 const MAX_ABANDONED_LOOKUPS: usize = 96;
 
 /// The default resolver: the system's `getaddrinfo`, so it honours `/etc/hosts`, nsswitch and
-/// the system's RFC 6724 order, run on threads of the crate's own (not the caller's runtime's
-/// blocking pool, so that a lookup shared by two runtimes waits behind neither's pool).
+/// the system's RFC 6724 order, run on the caller's runtime's blocking pool (`spawn_blocking`).
 ///
 /// Lookups are shared and bounded, process-wide:
-/// - concurrent lookups of one name share one `getaddrinfo` call (as Go's resolver does);
-///   names that differ only in ASCII case are one name (a trailing dot is not ignored: it
-///   turns off the search domains);
+/// - concurrent lookups of one name on one runtime share one `getaddrinfo` call (as Go's
+///   resolver does); names that differ only in ASCII case are one name (a trailing dot is not
+///   ignored: it turns off the search domains). Another runtime makes its own call, on its own
+///   pool, so that no runtime waits behind another's busy pool;
 /// - at most 32 calls that someone waits for run at once (a *lookup slot* each); a lookup
 ///   waits for a free slot, and that wait counts against the connect's resolve timeout and
 ///   overall timeout;
@@ -37,8 +37,9 @@ const MAX_ABANDONED_LOOKUPS: usize = 96;
 ///   other names only when more than 96 of them hang at once.
 ///
 /// What a timeout or a drop cannot stop: a `getaddrinfo` call that has started runs to its end
-/// on its thread (glibc gives up after its own timeout, 5 s per try by default, 2 tries).
-/// Nothing else of the connect outlives it. Idle lookup threads exit after 10 s.
+/// on its blocking thread (glibc gives up after its own timeout, 5 s per try by default, 2
+/// tries), and a runtime that shuts down waits for it, as it waits for any `spawn_blocking`
+/// task. Nothing else of the connect outlives it.
 ///
 /// Errors carry kinds callers can match: `NotFound` for a name that does not exist,
 /// `TimedOut` for a temporary failure, and the system's text as the message.
