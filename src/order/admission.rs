@@ -97,15 +97,7 @@ fn keep_new(addrs: &mut Vec<SocketAddr>, start: usize, mut keep: impl FnMut(&Soc
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn addrs(list: &str) -> Vec<SocketAddr> {
-        list.split_whitespace()
-            .map(|s| match s.strip_prefix('6') {
-                Some(n) => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, n.parse().unwrap()], 80)),
-                None => SocketAddr::from(([10, 0, 0, s[1..].parse().unwrap()], 80)),
-            })
-            .collect()
-    }
+    use crate::order::test_addrs as addrs;
 
     /// What `families` and `policy` let through of `list`: (admitted, refused, filtered).
     fn admitted(

@@ -92,15 +92,7 @@ pub(crate) fn promote(addrs: &mut [SocketAddr], first: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn addrs(list: &str) -> Vec<SocketAddr> {
-        list.split_whitespace()
-            .map(|s| match s.strip_prefix('6') {
-                Some(n) => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, n.parse().unwrap()], 80)),
-                None => SocketAddr::from(([10, 0, 0, s[1..].parse().unwrap()], 80)),
-            })
-            .collect()
-    }
+    use crate::order::test_addrs as addrs;
 
     #[test]
     fn interleaves_starting_with_the_first_family() {
