@@ -71,11 +71,12 @@ const SCAN_LIMIT: usize = 16;
 
 /// Keeps, of `addrs[start..]`, each address not seen before it (in `addrs[..start]` or earlier
 /// in the tail) for which `keep` says yes, in order; `keep` is asked once per distinct new
-/// address. Linear for long lists (a hash set), a scan for short ones, where that is faster;
-/// neither allocates for a short list.
+/// address. Linear for long lists (a hash set), a scan for short ones, where that is faster
+/// and allocates nothing.
 fn keep_new(addrs: &mut Vec<SocketAddr>, start: usize, mut keep: impl FnMut(&SocketAddr) -> bool) {
     if addrs.len() > SCAN_LIMIT {
-        let mut seen: HashSet<SocketAddr> = addrs[..start].iter().copied().collect();
+        let mut seen = HashSet::with_capacity(addrs.len());
+        seen.extend(addrs[..start].iter().copied());
         let mut index = 0;
         addrs.retain(|addr| {
             index += 1;
@@ -83,15 +84,21 @@ fn keep_new(addrs: &mut Vec<SocketAddr>, start: usize, mut keep: impl FnMut(&Soc
         });
         return;
     }
-    let mut tail = [SocketAddr::from(([0, 0, 0, 0], 0)); SCAN_LIMIT];
-    let tail = &mut tail[..addrs.len() - start];
-    tail.copy_from_slice(&addrs[start..]);
-    addrs.truncate(start);
-    for (i, addr) in tail.iter().enumerate() {
-        if !addrs[..start].contains(addr) && !tail[..i].contains(addr) && keep(addr) {
-            addrs.push(*addr);
+    // Repeats go first, in place; then each distinct new address is asked once.
+    let mut kept = start;
+    for i in start..addrs.len() {
+        let addr = addrs[i];
+        if !addrs[..kept].contains(&addr) {
+            addrs[kept] = addr;
+            kept += 1;
         }
     }
+    addrs.truncate(kept);
+    let mut index = 0;
+    addrs.retain(|addr| {
+        index += 1;
+        index <= start || keep(addr)
+    });
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ pub(crate) async fn gather<'a>(
     let later = more_to_come.then(|| Later {
         answers,
         until,
-        seen: addrs.iter().copied().collect(),
+        seen: Box::new(addrs.iter().copied().collect()),
         admission,
         remembered: None,
     });
@@ -147,7 +147,9 @@ pub(crate) struct Later<'a> {
     /// When to stop waiting for them: the resolve timeout.
     pub(crate) until: Option<Instant>,
     /// Every address admitted so far, so that none is dialed twice.
-    seen: HashSet<SocketAddr>,
+    /// Boxed: a set is 48 bytes, and the race's state must stay under the allocator's small
+    /// size classes.
+    seen: Box<HashSet<SocketAddr>>,
     admission: Admission<'a>,
     /// The remembered winner, to go first when its answer arrives.
     pub(crate) remembered: Option<SocketAddr>,
