@@ -147,8 +147,10 @@ pub(crate) struct Later<'a> {
     /// When to stop waiting for them: the resolve timeout.
     pub(crate) until: Option<Instant>,
     /// Every address admitted so far, so that none is dialed twice.
-    /// Boxed: a set is 48 bytes, and the race's state must stay under the allocator's small
-    /// size classes.
+    /// Boxed: a set is 48 bytes inline, and the race's state must stay under the allocator's
+    /// per-thread cache limit (see the pipeline's size test); the box is made only for
+    /// answers in parts.
+    #[allow(clippy::box_collection)]
     seen: Box<HashSet<SocketAddr>>,
     admission: Admission<'a>,
     /// The remembered winner, to go first when its answer arrives.
