@@ -51,7 +51,7 @@ impl Admission<'_> {
             0 => *addrs = list,
             _ => addrs.extend(list),
         }
-        keep_new(addrs, start, |addr| {
+        let judge = |addr: &SocketAddr| {
             if !self.families.allows(addr) {
                 filtered += 1;
                 return false;
@@ -61,7 +61,10 @@ impl Admission<'_> {
                 refused.push(*addr);
             }
             allowed
-        });
+        };
+        // Both families and no policy (the default) judge nothing: repeats are all that go.
+        let judges = self.families != IpFamilies::Both || !self.policy.allows_all();
+        keep_new(addrs, start, judges.then_some(judge));
         filtered
     }
 }
@@ -70,17 +73,28 @@ impl Admission<'_> {
 const SCAN_LIMIT: usize = 16;
 
 /// Keeps, of `addrs[start..]`, each address not seen before it (in `addrs[..start]` or earlier
-/// in the tail) for which `keep` says yes, in order; `keep` is asked once per distinct new
-/// address. Linear for long lists (a hash set), a scan for short ones, where that is faster
-/// and allocates nothing.
-fn keep_new(addrs: &mut Vec<SocketAddr>, start: usize, mut keep: impl FnMut(&SocketAddr) -> bool) {
+/// in the tail) for which `keep` says yes (all of them, without one), in order; `keep` is
+/// asked once per distinct new address. Linear for long lists (a hash set), a scan for short
+/// ones, where that is faster and allocates nothing.
+fn keep_new(
+    addrs: &mut Vec<SocketAddr>,
+    start: usize,
+    mut keep: Option<impl FnMut(&SocketAddr) -> bool>,
+) {
     if addrs.len() > SCAN_LIMIT {
         let mut seen = HashSet::with_capacity(addrs.len());
         seen.extend(addrs[..start].iter().copied());
         let mut index = 0;
         addrs.retain(|addr| {
             index += 1;
-            index <= start || (seen.insert(*addr) && keep(addr))
+            if index <= start {
+                return true;
+            }
+            seen.insert(*addr)
+                && match keep.as_mut() {
+                    Some(keep) => keep(addr),
+                    None => true,
+                }
         });
         return;
     }
@@ -94,6 +108,9 @@ fn keep_new(addrs: &mut Vec<SocketAddr>, start: usize, mut keep: impl FnMut(&Soc
         }
     }
     addrs.truncate(kept);
+    let Some(keep) = keep.as_mut() else {
+        return;
+    };
     let mut index = 0;
     addrs.retain(|addr| {
         index += 1;
