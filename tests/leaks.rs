@@ -50,16 +50,26 @@ async fn no_descriptor_outlives_a_race() {
 
     // Connects cancelled mid-race: two black-holed attempts in flight when the future drops
     // (the third would connect at 20 ms).
+    // A VM can stall the runtime past the 20 ms of the third attempt now and then; such a
+    // connect ends on its own, and its descriptors must be gone all the same. Most must be cut.
+    let mut ended = Vec::new();
     for _ in 0..RUNS {
         let connect = connector.connect(vec![hole.addr, hole2.addr, slow_addr]);
-        let dropped = tokio::time::timeout(Duration::from_millis(15), connect).await;
-        assert!(dropped.is_err(), "the race was cancelled before it ended");
+        if let Ok(result) = tokio::time::timeout(Duration::from_millis(15), connect).await {
+            ended.push(format!("{:?}", result.map(|stream| stream.peer_addr())));
+        }
     }
+    assert!(
+        ended.len() <= RUNS / 10,
+        "{} of {RUNS} races ended before they were cut: {ended:?}",
+        ended.len()
+    );
     eventually(|| open_fds() == before).await;
     let after_cancels = open_fds();
 
     println!(
-        "open descriptors: {before} before, {after_races} after {RUNS} races with losers, {after_cancels} after {RUNS} cancelled connects"
+        "open descriptors: {before} before, {after_races} after {RUNS} races with losers, {after_cancels} after {RUNS} cut connects ({} ended first: {ended:?})",
+        ended.len()
     );
     assert_eq!(after_races, before);
     assert_eq!(after_cancels, before);
