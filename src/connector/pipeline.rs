@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use futures_util::future::Either;
 use tokio::time::Instant;
@@ -20,8 +21,10 @@ use crate::limits::{
 use crate::order::admission::Admission;
 use crate::order::interleave::{interleave, promote};
 use crate::race::attempts::Attempts;
+use crate::race::core::{Outcome, Won};
+use crate::race::driver::{Pace, race};
+use crate::race::log::Log;
 use crate::race::running::Dialing;
-use crate::race::{Log, Outcome, Pace, Won, race};
 use crate::resolve::gather::{Gathered, Later, Unanswered, gather};
 use crate::target::Target;
 
@@ -96,7 +99,7 @@ where
 /// The target's one address, when nothing needs resolving, ordering, remembering or
 /// staggering: an IP literal of an allowed family that the address policy allows.
 #[inline]
-fn direct_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> {
+pub(crate) fn direct_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> {
     match target.addrs() {
         [one] if settings.families.allows(one) && settings.policy.allows(one) => Some(*one),
         _ => None,
@@ -123,10 +126,24 @@ where
         return Err(no_time_driver(target));
     }
     if limits.cancel.is_cancelled() {
-        return settle(settings, target, Outcome::Cancelled, Log::new(began), None);
+        return settle(
+            settings,
+            target,
+            Outcome::Cancelled,
+            Log::new(began),
+            None,
+            began,
+        );
     }
     if is_past(limits.deadline, began) {
-        return settle(settings, target, Outcome::TimedOut, Log::new(began), None);
+        return settle(
+            settings,
+            target,
+            Outcome::TimedOut,
+            Log::new(began),
+            None,
+            began,
+        );
     }
     let ended = bounded(
         Dialing::new(0, dial(addr), began, settings.attempt_timeout),
@@ -134,15 +151,28 @@ where
         limits.cancel,
     )
     .await;
+    let now = Instant::now();
+    let (outcome, log) = direct_outcome(ended, addr, began, now);
+    settle(settings, target, outcome, log, None, now)
+}
+
+/// The direct path's one attempt, ended at `now`, as a race's outcome and log: the log lists
+/// the attempt only if it did not connect.
+pub(crate) fn direct_outcome<S>(
+    ended: Bounded<(usize, io::Result<S>)>,
+    addr: SocketAddr,
+    began: Instant,
+    now: Instant,
+) -> (Outcome<S>, Log<'static>) {
     let mut log = Log::new(began);
     let outcome = match ended {
         Bounded::Done((_, Ok(stream))) => {
-            let took = began.elapsed();
-            Outcome::Won(Won { stream, addr, took })
+            let took = now - began;
+            return (Outcome::Won(Won { stream, addr, took }), log);
         }
         Bounded::Done((_, Err(error))) => {
             let index = log.start(addr, began);
-            log.fail(index, error);
+            log.fail(index, error, now);
             Outcome::AllFailed
         }
         Bounded::TimedOut => {
@@ -154,7 +184,7 @@ where
             Outcome::Cancelled
         }
     };
-    settle(settings, target, outcome, log, None)
+    (outcome, log)
 }
 
 /// Everything else: addresses from overrides, the resolver or the target, then the race.
@@ -188,7 +218,7 @@ where
     let pace = pace(settings, limits);
     let outcome = race(addrs.into_owned(), later, pace, &mut dial, &mut log).await;
     let memory = key.map(|key| (key, remembered));
-    settle(settings, target, outcome, log, memory)
+    settle(settings, target, outcome, log, memory, Instant::now())
 }
 
 /// Every address a connect to `target` could dial, in order: overrides, resolution (every
@@ -206,7 +236,7 @@ pub(crate) async fn lookup_all(
     let found = addresses(settings, target, limits).await?;
     let mut addrs = found.addrs.into_owned();
     if let Some(mut later) = found.later {
-        let until = later.until;
+        let until = later.joining.until;
         let rest = async {
             while let Some(added) = std::future::poll_fn(|cx| later.poll_answer(cx)).await {
                 addrs.extend(added);
@@ -242,14 +272,15 @@ fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
     }
 }
 
-/// The connect's result from the race's outcome; a winner is remembered under the memory's
-/// key (with what this connect recalled) and its connect time observed.
-fn settle<S>(
+/// The connect's result from the race's outcome at `now`; a winner is remembered under the
+/// memory's key (with what this connect recalled) and its connect time observed.
+pub(crate) fn settle<S>(
     settings: &Settings,
     target: &Target,
     outcome: Outcome<S>,
     log: Log<'_>,
     memory: Option<(&HostKey, Option<Recalled>)>,
+    now: Instant,
 ) -> Result<Won<S>, ConnectError> {
     let host = || target.to_string();
     let log_began = log.began();
@@ -265,27 +296,29 @@ fn settle<S>(
         }
         Outcome::AllFailed => Err(ConnectError::AllAttemptsFailed {
             host: host(),
-            attempts: log.finish(|| io::Error::other("attempt did not finish")),
+            attempts: log.finish(now, || io::Error::other("attempt did not finish")),
         }),
         Outcome::TimedOut => {
-            let attempts = log.finish(|| {
+            let attempts = log.finish(now, || {
                 io::Error::new(io::ErrorKind::TimedOut, "aborted by the overall timeout")
             });
             Err(ended_early(
                 target,
                 Ended::TimedOut,
                 Stage::Connect,
-                log_began,
+                log_began..now,
                 attempts,
             ))
         }
         Outcome::Cancelled => {
-            let attempts = log.finish(|| io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+            let attempts = log.finish(now, || {
+                io::Error::new(io::ErrorKind::Interrupted, "cancelled")
+            });
             Err(ended_early(
                 target,
                 Ended::Cancelled,
                 Stage::Connect,
-                log_began,
+                log_began..now,
                 attempts,
             ))
         }
@@ -299,12 +332,12 @@ enum Ended {
     Cancelled,
 }
 
-/// The error for a connect that a timeout or a token ended during `stage`.
+/// The error for a connect that a timeout or a token ended during `stage`, over `time`.
 fn ended_early(
     target: &Target,
     ended: Ended,
     stage: Stage,
-    began: Instant,
+    time: Range<Instant>,
     attempts: Attempts,
 ) -> ConnectError {
     let host = target.to_string();
@@ -312,7 +345,7 @@ fn ended_early(
         Ended::TimedOut => ConnectError::TimedOut {
             host,
             stage,
-            elapsed: began.elapsed(),
+            elapsed: time.end - time.start,
             attempts,
         },
         Ended::Cancelled => ConnectError::Cancelled { host, attempts },
@@ -349,7 +382,7 @@ async fn addresses<'a>(
                     recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
                 found.recalled = recalled.map(|recalled| recalled.addr);
                 if let Some(later) = &mut gathered.later {
-                    later.remembered = found.recalled;
+                    later.joining.remembered = found.recalled;
                 }
                 found.addrs = Cow::Owned(gathered.addrs);
                 found.later = gathered.later;
@@ -366,7 +399,7 @@ async fn addresses<'a>(
 
 /// What of `list` (an override's or the target's own addresses) may be dialed, by the same
 /// admission as a resolver's answers; an error when nothing is left.
-fn admit(
+pub(crate) fn admit(
     settings: &Settings,
     target: &Target,
     list: Vec<SocketAddr>,
@@ -379,7 +412,8 @@ fn admit(
             true => Unanswered::NoAddresses { filtered },
             false => Unanswered::Denied(refused),
         };
-        return Err(unanswered_error(target, unanswered, Instant::now()));
+        let now = Instant::now();
+        return Err(unanswered_error(target, unanswered, now..now));
     }
     if !refused.is_empty() {
         tracing::debug!(?refused, "addresses denied by the address policy");
@@ -394,8 +428,13 @@ fn admission(settings: &Settings) -> Admission<'_> {
     }
 }
 
-/// The error for addresses that gave nothing to dial, or a wait for answers that ended early.
-fn unanswered_error(target: &Target, unanswered: Unanswered, began: Instant) -> ConnectError {
+/// The error for addresses that gave nothing to dial, or a wait for answers that ended early,
+/// over `time`.
+pub(crate) fn unanswered_error(
+    target: &Target,
+    unanswered: Unanswered,
+    time: Range<Instant>,
+) -> ConnectError {
     let host = || target.to_string();
     let none = Attempts::default;
     match unanswered {
@@ -411,9 +450,9 @@ fn unanswered_error(target: &Target, unanswered: Unanswered, began: Instant) -> 
             host: host(),
             filtered_by_family: filtered,
         },
-        Unanswered::TimedOut => ended_early(target, Ended::TimedOut, Stage::Resolve, began, none()),
+        Unanswered::TimedOut => ended_early(target, Ended::TimedOut, Stage::Resolve, time, none()),
         Unanswered::Cancelled => {
-            ended_early(target, Ended::Cancelled, Stage::Resolve, began, none())
+            ended_early(target, Ended::Cancelled, Stage::Resolve, time, none())
         }
     }
 }
@@ -439,7 +478,7 @@ async fn resolve<'a>(
     );
     let mut gathered = gathering
         .await
-        .map_err(|unanswered| unanswered_error(target, unanswered, limits.began))?;
+        .map_err(|unanswered| unanswered_error(target, unanswered, limits.began..Instant::now()))?;
     tracing::debug!(addrs = ?gathered.addrs, elapsed = ?limits.began.elapsed(), "resolved");
     if settings.strategy == Strategy::HappyEyeballs {
         interleave(&mut gathered.addrs, settings.first_family_count);

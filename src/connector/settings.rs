@@ -9,7 +9,7 @@ use crate::connector::history::{ConnectTimes, WinnerMemory};
 use crate::connector::socket::SocketOptions;
 use crate::order::admission::IpFamilies;
 use crate::order::policy::AddressPolicy;
-use crate::race::Stagger;
+use crate::race::core::Stagger;
 use crate::resolve::SharedResolver;
 use crate::resolve::overrides::Overrides;
 use crate::resolve::system::SystemResolver;

@@ -59,10 +59,6 @@ impl Wake for Woken {
 }
 
 impl<S, F: Future<Output = io::Result<S>>> Running<F> {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.others.as_ref().is_none_or(FuturesUnordered::is_empty)
-    }
-
     #[inline]
     pub(crate) fn push(self: Pin<&mut Self>, attempt: Dialing<F>) {
         let mut this = self.project();
@@ -159,16 +155,16 @@ impl<S, F: Future<Output = io::Result<S>>> Future for Dialing<F> {
         );
         woke.map(|woke| match woke {
             Woke::Finished(result) => (*this.index, result),
-            Woke::Due => {
-                let limit = this.limit.unwrap_or_default();
-                let message = format!("attempt timed out after {}", Human(limit));
-                (
-                    *this.index,
-                    Err(io::Error::new(io::ErrorKind::TimedOut, message)),
-                )
-            }
+            Woke::Due => (*this.index, Err(timed_out(*this.limit))),
             Woke::Cancelled => unreachable!("an attempt has no token of its own"),
             Woke::Arrived(never) => match never {},
         })
     }
+}
+
+/// The error of an attempt that ran for its whole `limit`.
+pub(crate) fn timed_out(limit: Option<Duration>) -> io::Error {
+    let limit = limit.unwrap_or_default();
+    let message = format!("attempt timed out after {}", Human(limit));
+    io::Error::new(io::ErrorKind::TimedOut, message)
 }

@@ -2,11 +2,12 @@
 //! the answers still to come once it has.
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -39,16 +40,8 @@ pub(crate) struct Gathered<'a> {
     pub(crate) later: Option<Later<'a>>,
 }
 
-enum Gathering {
-    Answer(Answer),
-    Ended,
-    TimerFired,
-    Cancelled,
-}
-
-/// Reads `answers` until the race may start (see [`Heard::hear`]), within `until` (the
-/// resolve deadline) and the tokens. The first addresses come in the resolver's order for a
-/// one-shot answer, IPv6 first for answers in parts.
+/// Reads `answers` until the race may start, by the rules of [`Waiting`], within `until` (the
+/// resolve deadline) and the tokens.
 pub(crate) async fn gather<'a>(
     mut answers: Answering<'a>,
     admission: Admission<'a>,
@@ -56,94 +49,189 @@ pub(crate) async fn gather<'a>(
     until: Option<Instant>,
     cancel: Cancel<'_>,
 ) -> Result<Gathered<'a>, Unanswered> {
-    let want_ipv6 = admission.families.allows(&SocketAddr::from(([0u16; 8], 0)));
-    let mut heard = Heard::default();
-    let mut addrs = Vec::new();
-    let mut refused = Vec::new();
-    let mut filtered = 0;
-    let mut in_parts = false;
-    let mut delay_ends = None;
+    let mut waiting = Waiting::new(admission, resolution_delay, until);
     let mut timer = Timer::default();
     let mut cancelled = cancel.watch();
-    let mut ended = false;
-    loop {
-        let due = earliest(delay_ends, until);
-        let event = poll_fn(|cx| {
-            let woke = poll_in_order(
+    poll_fn(|cx| {
+        loop {
+            let due = waiting.wake_at();
+            let woke = ready!(poll_in_order(
                 cx,
                 cancelled.as_mut(),
                 no_work,
                 |cx| answers.poll_next_unpin(cx),
                 |cx| timer.poll_optional(due, cx),
-            );
-            woke.map(|woke| match woke {
-                Woke::Cancelled => Gathering::Cancelled,
-                Woke::Finished(never) => match never {},
-                Woke::Arrived(next) => next.map_or(Gathering::Ended, Gathering::Answer),
-                Woke::Due => Gathering::TimerFired,
-            })
-        })
-        .await;
-        let next = match event {
-            Gathering::Cancelled => return Err(Unanswered::Cancelled),
-            Gathering::Answer(answer) => {
-                in_parts |= answer.family.is_some();
+            ));
+            if let Some(decided) = waiting.decide(woke, Instant::now()) {
+                return Poll::Ready(decided);
+            }
+        }
+    })
+    .await?;
+    let (addrs, joining) = waiting.finish(Instant::now());
+    let later = joining.map(|joining| Later { answers, joining });
+    Ok(Gathered { addrs, later })
+}
+
+/// The wait for the first answers, with no I/O and no clock: fed each event with the instant
+/// it happened, it says when the race may start or why it cannot. The race starts on an
+/// answer with an address of the preferred family, on any address once the other family has
+/// answered or the resolution delay has passed (see [`Heard::hear`]), or with what came when
+/// the bound passes; the first addresses come in the resolver's order for a one-shot answer,
+/// IPv6 first for answers in parts.
+pub(crate) struct Waiting<'a> {
+    admission: Admission<'a>,
+    resolution_delay: Duration,
+    until: Option<Instant>,
+    want_ipv6: bool,
+    heard: Heard,
+    addrs: Vec<SocketAddr>,
+    refused: Vec<SocketAddr>,
+    /// How many addresses the family filter dropped.
+    filtered: usize,
+    in_parts: bool,
+    /// When the wait for the IPv6 answer ends, once an IPv4 address came first.
+    delay_ends: Option<Instant>,
+    /// Whether the answers ended.
+    ended: bool,
+}
+
+impl<'a> Waiting<'a> {
+    pub(crate) fn new(
+        admission: Admission<'a>,
+        resolution_delay: Duration,
+        until: Option<Instant>,
+    ) -> Self {
+        Self {
+            want_ipv6: admission.families.allows(&SocketAddr::from(([0u16; 8], 0))),
+            admission,
+            resolution_delay,
+            until,
+            heard: Heard::default(),
+            addrs: Vec::new(),
+            refused: Vec::new(),
+            filtered: 0,
+            in_parts: false,
+            delay_ends: None,
+            ended: false,
+        }
+    }
+
+    /// When the core must be told that time passed: the end of the resolution delay or the
+    /// bound, whichever is first.
+    pub(crate) fn wake_at(&self) -> Option<Instant> {
+        earliest(self.delay_ends, self.until)
+    }
+
+    /// Decides what `woke` at `now` means: `Some(Ok(()))` when the race may start, an error
+    /// when it cannot, `None` to wait on.
+    pub(crate) fn decide(
+        &mut self,
+        woke: Woke<Infallible, Option<Answer>>,
+        now: Instant,
+    ) -> Option<Result<(), Unanswered>> {
+        let next = match woke {
+            Woke::Cancelled => return Some(Err(Unanswered::Cancelled)),
+            Woke::Finished(never) => match never {},
+            Woke::Arrived(Some(answer)) => {
+                self.in_parts |= answer.family.is_some();
+                let addrs = &mut self.addrs;
                 let counted = answer.addrs.map(|list| {
                     let before = addrs.len();
-                    filtered += admission.admit(list, &mut addrs, &mut refused);
+                    self.filtered += self.admission.admit(list, addrs, &mut self.refused);
                     addrs.len() - before
                 });
                 tracing::debug!(family = ?answer.family, ?counted, "answer");
-                heard.hear(answer.family, counted, want_ipv6)
+                self.heard.hear(answer.family, counted, self.want_ipv6)
             }
-            Gathering::Ended => {
-                ended = true;
-                match addrs.is_empty() {
+            Woke::Arrived(None) => {
+                self.ended = true;
+                match self.addrs.is_empty() {
                     true => Next::NothingCame,
                     false => Next::Start,
                 }
             }
-            Gathering::TimerFired if is_past(until, Instant::now()) && addrs.is_empty() => {
-                return Err(Unanswered::TimedOut);
+            Woke::Due if is_past(self.until, now) && self.addrs.is_empty() => {
+                return Some(Err(Unanswered::TimedOut));
             }
-            Gathering::TimerFired => Next::Start,
+            Woke::Due => Next::Start,
         };
         match next {
-            Next::Start => break,
+            Next::Start => Some(Ok(())),
             Next::WaitForIpv6 => {
-                delay_ends = delay_ends.or(deadline_after(Instant::now(), Some(resolution_delay)));
+                let delay = Some(self.resolution_delay);
+                self.delay_ends = self.delay_ends.or(deadline_after(now, delay));
+                None
             }
-            Next::Wait => {}
-            Next::NothingCame => {
-                return Err(match (refused.is_empty(), heard.failure()) {
-                    (false, _) => Unanswered::Denied(refused),
-                    (true, Some(error)) => Unanswered::Failed(error),
-                    (true, None) => Unanswered::NoAddresses { filtered },
-                });
-            }
+            Next::Wait => None,
+            Next::NothingCame => Some(Err(self.nothing_came())),
         }
     }
-    if in_parts {
-        // Stable: each family keeps its order.
-        addrs.sort_by_key(SocketAddr::is_ipv4);
+
+    fn nothing_came(&mut self) -> Unanswered {
+        let refused = std::mem::take(&mut self.refused);
+        match (
+            refused.is_empty(),
+            std::mem::take(&mut self.heard).failure(),
+        ) {
+            (false, _) => Unanswered::Denied(refused),
+            (true, Some(error)) => Unanswered::Failed(error),
+            (true, None) => Unanswered::NoAddresses {
+                filtered: self.filtered,
+            },
+        }
     }
-    // An answer at the very bound still counts, so the wait ends only after it.
-    let before_bound = until.is_none_or(|until| Instant::now() <= until);
-    let more_to_come =
-        !ended && before_bound && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
-    let later = more_to_come.then(|| Later {
-        answers,
-        until,
-        seen: Box::new(addrs.iter().copied().collect()),
-        admission,
-        remembered: None,
-    });
-    Ok(Gathered { addrs, later })
+
+    /// The first addresses, once the race may start at `now`, and the admission of the
+    /// answers still to come, if any are.
+    pub(crate) fn finish(self, now: Instant) -> (Vec<SocketAddr>, Option<Joining<'a>>) {
+        let mut addrs = self.addrs;
+        if self.in_parts {
+            // Stable: each family keeps its order.
+            addrs.sort_by_key(SocketAddr::is_ipv4);
+        }
+        // An answer at the very bound still counts, so the wait ends only after it.
+        let before_bound = self.until.is_none_or(|until| now <= until);
+        let heard = &self.heard;
+        let more_to_come = !self.ended
+            && before_bound
+            && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
+        let joining = more_to_come.then(|| Joining {
+            until: self.until,
+            seen: Box::new(addrs.iter().copied().collect()),
+            admission: self.admission,
+            remembered: None,
+        });
+        (addrs, joining)
+    }
 }
 
 /// The answers still to come once the race has started.
 pub(crate) struct Later<'a> {
     answers: Answering<'a>,
+    pub(crate) joining: Joining<'a>,
+}
+
+impl fmt::Debug for Later<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Later")
+            .field("joining", &self.joining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Later<'_> {
+    /// The new addresses of the next answer (maybe none), or `None` once the answers end.
+    pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<SocketAddr>>> {
+        self.answers
+            .poll_next_unpin(cx)
+            .map(|answer| answer.map(|answer| self.joining.admit(answer)))
+    }
+}
+
+/// How late answers join the race: admitted like the first ones, and never an address twice.
+#[derive(Debug)]
+pub(crate) struct Joining<'a> {
     /// When to stop waiting for them: the resolve timeout.
     pub(crate) until: Option<Instant>,
     /// Every address admitted so far, so that none is dialed twice.
@@ -157,23 +245,9 @@ pub(crate) struct Later<'a> {
     pub(crate) remembered: Option<SocketAddr>,
 }
 
-impl fmt::Debug for Later<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Later")
-            .field("until", &self.until)
-            .field("seen", &self.seen)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Later<'_> {
-    /// The new addresses of the next answer (maybe none), or `None` once the answers end.
-    pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<SocketAddr>>> {
-        let answer = match self.answers.poll_next_unpin(cx) {
-            Poll::Ready(Some(answer)) => answer,
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
-        };
+impl Joining<'_> {
+    /// The addresses of `answer` that may join the race.
+    pub(crate) fn admit(&mut self, answer: Answer) -> Vec<SocketAddr> {
         tracing::debug!(family = ?answer.family, addrs = ?answer.addrs, "late answer");
         let mut added = Vec::new();
         let mut refused = Vec::new();
@@ -181,6 +255,6 @@ impl Later<'_> {
             self.admission.admit(list, &mut added, &mut refused);
         }
         added.retain(|addr| self.seen.insert(*addr));
-        Poll::Ready(Some(added))
+        added
     }
 }

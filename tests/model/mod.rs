@@ -55,6 +55,8 @@
 //! each tested on its own.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod check;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;

@@ -1,0 +1,296 @@
+//! The race's decisions, with no I/O, no clock and no runtime.
+//!
+//! The core is fed each event with the instant it happened (the race began, attempts finished,
+//! answers arrived, time passed, a token fired) and answers with what to do: it starts
+//! attempts through its [`Driver`] and says when it wants to be woken ([`Core::wake_at`]) and
+//! how the race ended. Two drivers feed it alike: the tokio future in `driver.rs`, and the
+//! model check's simulated clock (`simulation.rs`), which checks these rules against the
+//! executable model in `tests/model` without a runtime.
+//!
+//! The rules, each written here once:
+//! - Attempt 1 starts when the race begins; the next one when the stagger has passed since
+//!   the last start, or at once when an attempt fails (one start per failure).
+//! - Of the attempts that finished at one instant, a connection beats a failure and the
+//!   earliest started connection wins; nothing starts at the instant of a win.
+//! - No attempt starts at or after the deadline, and the race ends there.
+//! - A late answer's new addresses join the ones not yet started (alternating families again
+//!   for Happy Eyeballs, the remembered winner first); they start at once if nothing runs or
+//!   the stagger has passed, else at its tick.
+//! - The race fails only when nothing runs, nothing is left and no answer is awaited.
+//!
+//! Which of several events of one instant is decided first is [`poll_in_order`]'s to say
+//! (cancellation, finished attempts, answers, the clock); both drivers poll through it.
+//!
+//! [`poll_in_order`]: crate::limits::poll_in_order
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::connector::history::AdaptivePace;
+use crate::limits::{Woke, earliest, is_past};
+use crate::order::interleave::{merge, promote};
+use crate::race::log::Log;
+use crate::resolve::answers::Family;
+
+/// How long to wait after one start before the next.
+#[derive(Debug)]
+pub(crate) enum Stagger<'a> {
+    /// Only a failure starts the next attempt (the sequential strategy).
+    Never,
+    /// A fixed Connection Attempt Delay.
+    Fixed(Duration),
+    /// A delay learnt from connect times.
+    Adaptive(AdaptivePace<'a>),
+}
+
+impl Stagger<'_> {
+    #[inline]
+    fn after(&mut self, addr: &SocketAddr) -> Option<Duration> {
+        match self {
+            Stagger::Never => None,
+            Stagger::Fixed(delay) => Some(*delay),
+            Stagger::Adaptive(pace) => Some(pace.delay_after(addr)),
+        }
+    }
+
+    /// Whether late answers are merged by alternating families (Happy Eyeballs).
+    fn interleaves(&self) -> bool {
+        !matches!(self, Stagger::Never)
+    }
+}
+
+/// The winner of a race.
+#[derive(Debug)]
+pub(crate) struct Won<S> {
+    pub(crate) stream: S,
+    pub(crate) addr: SocketAddr,
+    /// How long the winning attempt took to connect.
+    pub(crate) took: Duration,
+}
+
+/// How a race ended; the attempts are in the log.
+#[derive(Debug)]
+pub(crate) enum Outcome<S> {
+    Won(Won<S>),
+    /// Every address was tried and every attempt failed.
+    AllFailed,
+    TimedOut,
+    Cancelled,
+}
+
+/// What the core asks of whatever runs its attempts.
+pub(crate) trait Driver<S> {
+    /// Starts attempt `index` (its place in the log) to `addr` at `now`.
+    fn start(&mut self, index: usize, addr: SocketAddr, now: Instant);
+
+    /// Another attempt that finished at the instant being decided, if there is one.
+    fn also_finished(&mut self) -> Option<(usize, io::Result<S>)>;
+}
+
+/// What the race waits for besides its attempts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Awaited {
+    /// Answers are awaited until this instant (`None`: as long as they come).
+    pub(crate) until: Option<Instant>,
+    /// The remembered winner, to go first when an answer brings it.
+    pub(crate) remembered: Option<SocketAddr>,
+}
+
+/// The state of one race; see the module's documentation.
+#[derive(Debug)]
+pub(crate) struct Core<'p, 'l, 'm> {
+    pending: VecDeque<SocketAddr>,
+    stagger: Stagger<'p>,
+    deadline: Option<Instant>,
+    /// `Some` while answers are still to come.
+    awaited: Option<Awaited>,
+    /// When the stagger starts the next attempt.
+    next_start: Option<Instant>,
+    /// The last attempt started: when the stagger allows the next one, and its address.
+    last: Option<(Option<Instant>, SocketAddr)>,
+    running: usize,
+    log: &'l mut Log<'m>,
+}
+
+impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
+    pub(crate) fn new(
+        addrs: Vec<SocketAddr>,
+        awaited: Option<Awaited>,
+        stagger: Stagger<'p>,
+        deadline: Option<Instant>,
+        log: &'l mut Log<'m>,
+    ) -> Self {
+        Self {
+            pending: addrs.into(),
+            stagger,
+            deadline,
+            awaited,
+            next_start: None,
+            last: None,
+            running: 0,
+            log,
+        }
+    }
+
+    /// The race begins at `now`: unless a token has already fired, attempt 1 starts.
+    #[inline]
+    pub(crate) fn begin<S>(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        driver: &mut impl Driver<S>,
+    ) -> Option<Outcome<S>> {
+        if cancelled {
+            return Some(Outcome::Cancelled);
+        }
+        self.start_next(now, driver);
+        self.ended(now)
+    }
+
+    /// When the core must be told that time passed: the stagger's tick, the end of the wait
+    /// for answers, or the deadline, whichever is first.
+    #[inline]
+    pub(crate) fn wake_at(&self) -> Option<Instant> {
+        let deadline = self.deadline;
+        let tick = self
+            .next_start
+            .filter(|tick| deadline.is_none_or(|deadline| *tick < deadline));
+        let answers_end = self.awaited.and_then(|awaited| awaited.until);
+        earliest(earliest(tick, answers_end), deadline)
+    }
+
+    /// Whether answers are still awaited; once not, the driver may drop their stream.
+    #[inline]
+    pub(crate) fn awaits_answers(&self) -> bool {
+        self.awaited.is_some()
+    }
+
+    /// Decides what `woke` at `now` means; `Some` when the race has ended (the driver then
+    /// drops every attempt still running).
+    pub(crate) fn decide<S>(
+        &mut self,
+        woke: Woke<(usize, io::Result<S>), Option<Vec<SocketAddr>>>,
+        now: Instant,
+        driver: &mut impl Driver<S>,
+    ) -> Option<Outcome<S>> {
+        match woke {
+            Woke::Cancelled => return Some(Outcome::Cancelled),
+            Woke::Finished(first) => {
+                let (winner, failures) = self.settle(first, now, driver);
+                if let Some((index, stream)) = winner {
+                    self.log.trace_won(index, now);
+                    let (addr, started) = self.log.attempt(index);
+                    let took = now - started;
+                    return Some(Outcome::Won(Won { stream, addr, took }));
+                }
+                for _ in 0..failures {
+                    self.start_next(now, driver);
+                }
+            }
+            Woke::Arrived(None) => self.awaited = None,
+            Woke::Arrived(Some(added)) => self.join(&added, now, driver),
+            Woke::Due => {
+                if is_past(self.deadline, now) {
+                    return Some(Outcome::TimedOut);
+                }
+                if self
+                    .awaited
+                    .is_some_and(|awaited| is_past(awaited.until, now))
+                {
+                    self.awaited = None;
+                }
+                if self.next_start.is_some_and(|at| at <= now) {
+                    self.start_next(now, driver);
+                }
+            }
+        }
+        self.ended(now)
+    }
+
+    /// How the race ends when nothing runs: every attempt failed, or time is up. With
+    /// answers still to come before the deadline, it goes on.
+    #[inline]
+    fn ended<S>(&self, now: Instant) -> Option<Outcome<S>> {
+        if self.running > 0 {
+            return None;
+        }
+        match (self.pending.is_empty(), self.awaited) {
+            (true, None) => Some(Outcome::AllFailed),
+            (true, Some(_)) if !is_past(self.deadline, now) => None,
+            _ => Some(Outcome::TimedOut),
+        }
+    }
+
+    /// Takes `first` and every other attempt finished at the same instant together, so that
+    /// the order they are seen in decides nothing. Logs the failures; returns the winner, if
+    /// any, and how many failed.
+    fn settle<S>(
+        &mut self,
+        first: (usize, io::Result<S>),
+        now: Instant,
+        driver: &mut impl Driver<S>,
+    ) -> (Option<(usize, S)>, usize) {
+        let mut winner: Option<(usize, S)> = None;
+        let mut failures = 0;
+        let mut finished = Some(first);
+        while let Some((index, result)) = finished {
+            self.running -= 1;
+            match result {
+                Ok(stream) if winner.as_ref().is_none_or(|(best, _)| index < *best) => {
+                    winner = Some((index, stream));
+                }
+                Ok(_later) => {}
+                Err(error) => {
+                    self.log.fail(index, error, now);
+                    failures += 1;
+                }
+            }
+            finished = driver.also_finished();
+        }
+        (winner, failures)
+    }
+
+    /// A late answer's new addresses join the ones not yet started.
+    fn join<S>(&mut self, added: &[SocketAddr], now: Instant, driver: &mut impl Driver<S>) {
+        if added.is_empty() {
+            return;
+        }
+        let last = self.last.map(|(_, addr)| Family::of(&addr));
+        merge(&mut self.pending, added, last, self.stagger.interleaves());
+        if let Some(remembered) = self.awaited.and_then(|awaited| awaited.remembered) {
+            promote(self.pending.make_contiguous(), remembered);
+        }
+        let tick = self.last.and_then(|(tick, _)| tick);
+        if self.running == 0 || tick.is_some_and(|tick| tick <= now) {
+            self.start_next(now, driver);
+        } else {
+            self.next_start = tick;
+        }
+    }
+
+    /// Starts the next attempt, unless none is left or the deadline has come, and notes when
+    /// the stagger starts another.
+    #[inline]
+    fn start_next<S>(&mut self, now: Instant, driver: &mut impl Driver<S>) {
+        self.next_start = None;
+        if is_past(self.deadline, now) {
+            return;
+        }
+        let Some(addr) = self.pending.pop_front() else {
+            return;
+        };
+        let index = self.log.start(addr, now);
+        self.running += 1;
+        driver.start(index, addr, now);
+        let tick = self
+            .stagger
+            .after(&addr)
+            .and_then(|delay| now.checked_add(delay));
+        self.last = Some((tick, addr));
+        self.next_start = tick.filter(|_| !self.pending.is_empty());
+    }
+}
