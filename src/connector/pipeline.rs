@@ -132,7 +132,7 @@ where
             Outcome::Cancelled,
             Log::new(began),
             None,
-            began,
+            || began,
         );
     }
     if is_past(limits.deadline, began) {
@@ -142,7 +142,7 @@ where
             Outcome::TimedOut,
             Log::new(began),
             None,
-            began,
+            || began,
         );
     }
     let ended = bounded(
@@ -153,11 +153,12 @@ where
     .await;
     let now = Instant::now();
     let (outcome, log) = direct_outcome(ended, addr, began, now);
-    settle(settings, target, outcome, log, None, now)
+    settle(settings, target, outcome, log, None, || now)
 }
 
 /// The direct path's one attempt, ended at `now`, as a race's outcome and log: the log lists
 /// the attempt only if it did not connect.
+#[inline(always)]
 pub(crate) fn direct_outcome<S>(
     ended: Bounded<(usize, io::Result<S>)>,
     addr: SocketAddr,
@@ -218,7 +219,7 @@ where
     let pace = pace(settings, limits);
     let outcome = race(addrs.into_owned(), later, pace, &mut dial, &mut log).await;
     let memory = key.map(|key| (key, remembered));
-    settle(settings, target, outcome, log, memory, Instant::now())
+    settle(settings, target, outcome, log, memory, Instant::now)
 }
 
 /// Every address a connect to `target` could dial, in order: overrides, resolution (every
@@ -272,15 +273,16 @@ fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
     }
 }
 
-/// The connect's result from the race's outcome at `now`; a winner is remembered under the
-/// memory's key (with what this connect recalled) and its connect time observed.
+/// The connect's result from the race's outcome, which came at `now()` (read only for a
+/// failure: a healthy connect reads the clock no more than it must); a winner is remembered
+/// under the memory's key (with what this connect recalled) and its connect time observed.
 pub(crate) fn settle<S>(
     settings: &Settings,
     target: &Target,
     outcome: Outcome<S>,
     log: Log<'_>,
     memory: Option<(&HostKey, Option<Recalled>)>,
-    now: Instant,
+    now: impl FnOnce() -> Instant,
 ) -> Result<Won<S>, ConnectError> {
     let host = || target.to_string();
     let log_began = log.began();
@@ -296,9 +298,10 @@ pub(crate) fn settle<S>(
         }
         Outcome::AllFailed => Err(ConnectError::AllAttemptsFailed {
             host: host(),
-            attempts: log.finish(now, || io::Error::other("attempt did not finish")),
+            attempts: log.finish(now(), || io::Error::other("attempt did not finish")),
         }),
         Outcome::TimedOut => {
+            let now = now();
             let attempts = log.finish(now, || {
                 io::Error::new(io::ErrorKind::TimedOut, "aborted by the overall timeout")
             });
@@ -311,6 +314,7 @@ pub(crate) fn settle<S>(
             ))
         }
         Outcome::Cancelled => {
+            let now = now();
             let attempts = log.finish(now, || {
                 io::Error::new(io::ErrorKind::Interrupted, "cancelled")
             });

@@ -171,6 +171,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
 
     /// Decides what `woke` at `now` means; `Some` when the race has ended (the driver then
     /// drops every attempt still running).
+    #[inline(always)]
     pub(crate) fn decide<S>(
         &mut self,
         woke: Woke<(usize, io::Result<S>), Option<Vec<SocketAddr>>>,
@@ -228,6 +229,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
     /// Takes `first` and every other attempt finished at the same instant together, so that
     /// the order they are seen in decides nothing. Logs the failures; returns the winner, if
     /// any, and how many failed.
+    #[inline(always)]
     fn settle<S>(
         &mut self,
         first: (usize, io::Result<S>),

@@ -322,7 +322,9 @@ fn connect(
     };
     let mut log = Log::new(began);
     let outcome = race(settings, addrs, joining, deadline, &mut log, world);
-    let won = settle(settings, target, outcome, log, None, world.borrow().now())?;
+    let won = settle(settings, target, outcome, log, None, || {
+        world.borrow().now()
+    })?;
     Ok(won.addr)
 }
 
@@ -390,7 +392,7 @@ fn connect_direct(
     if crate::limits::is_past(deadline, began) {
         let log = Log::new(began);
         let timed_out = Outcome::<()>::TimedOut;
-        return settle(settings, target, timed_out, log, None, began).map(|won| won.addr);
+        return settle(settings, target, timed_out, log, None, || began).map(|won| won.addr);
     }
     world.borrow_mut().start(0, addr, began);
     let ended = loop {
@@ -412,7 +414,7 @@ fn connect_direct(
     };
     let now = world.borrow().now();
     let (outcome, log) = direct_outcome(ended, addr, began, now);
-    settle(settings, target, outcome, log, None, now).map(|won| won.addr)
+    settle(settings, target, outcome, log, None, || now).map(|won| won.addr)
 }
 
 #[test]
