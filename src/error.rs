@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::human::Human;
 use crate::race::attempts::{Attempt, Attempts, stable_kind};
+use crate::report::ConnectReport;
 use crate::target::error::TargetError;
 
 /// Why a connect failed.
@@ -68,6 +69,10 @@ pub enum ConnectError {
         /// [`SystemResolver`](crate::SystemResolver), `NotFound` for a name that does not
         /// exist.
         cause: io::Error,
+        /// What happened on the way, for a call that asked for a report
+        /// ([`connect_reported`](crate::Connector::connect_reported)); see
+        /// [`report`](ConnectError::report).
+        report: Option<Box<ConnectReport>>,
     },
 
     /// Resolution succeeded but left no address to dial (none returned, or none of an allowed
@@ -78,6 +83,10 @@ pub enum ConnectError {
         host: String,
         /// How many addresses the [family filter](crate::Connector::ip_families) removed.
         filtered_by_family: usize,
+        /// What happened on the way, for a call that asked for a report
+        /// ([`connect_reported`](crate::Connector::connect_reported)); see
+        /// [`report`](ConnectError::report).
+        report: Option<Box<ConnectReport>>,
     },
 
     /// Every address was tried and every attempt failed.
@@ -87,6 +96,10 @@ pub enum ConnectError {
         host: String,
         /// Every attempt, in start order; never empty.
         attempts: Attempts,
+        /// What happened on the way, for a call that asked for a report
+        /// ([`connect_reported`](crate::Connector::connect_reported)); see
+        /// [`report`](ConnectError::report).
+        report: Option<Box<ConnectReport>>,
     },
 
     /// The overall timeout or the resolve timeout ran out.
@@ -101,6 +114,10 @@ pub enum ConnectError {
         /// The attempts made before time ran out, in start order; those still running were
         /// aborted and carry an [`ErrorKind::TimedOut`] error.
         attempts: Attempts,
+        /// What happened on the way, for a call that asked for a report
+        /// ([`connect_reported`](crate::Connector::connect_reported)); see
+        /// [`report`](ConnectError::report).
+        report: Option<Box<ConnectReport>>,
     },
 
     /// The address policy refused every address; none was dialed.
@@ -110,6 +127,10 @@ pub enum ConnectError {
         host: String,
         /// The addresses refused, in the order they would have been tried.
         refused: Vec<SocketAddr>,
+        /// What happened on the way, for a call that asked for a report
+        /// ([`connect_reported`](crate::Connector::connect_reported)); see
+        /// [`report`](ConnectError::report).
+        report: Option<Box<ConnectReport>>,
     },
 
     /// The tokio runtime has no time driver (it was built without `enable_time` or
@@ -129,6 +150,10 @@ pub enum ConnectError {
         /// The attempts made before cancellation, in start order; those still running were
         /// aborted and carry an [`ErrorKind::Interrupted`] error.
         attempts: Attempts,
+        /// What happened on the way, for a call that asked for a report
+        /// ([`connect_reported`](crate::Connector::connect_reported)); see
+        /// [`report`](ConnectError::report).
+        report: Option<Box<ConnectReport>>,
     },
 }
 
@@ -143,15 +168,17 @@ impl fmt::Display for ConnectError {
             ConnectError::NoAddresses {
                 host,
                 filtered_by_family: 0,
+                ..
             } => write!(f, "no addresses for {host}")?,
             ConnectError::NoAddresses {
                 host,
                 filtered_by_family,
+                ..
             } => write!(
                 f,
                 "no addresses for {host}: the family filter removed {filtered_by_family}"
             )?,
-            ConnectError::AllAttemptsFailed { host, attempts } => {
+            ConnectError::AllAttemptsFailed { host, attempts, .. } => {
                 write!(f, "could not connect to {host} ({attempts})")?
             }
             ConnectError::TimedOut {
@@ -159,6 +186,7 @@ impl fmt::Display for ConnectError {
                 stage,
                 elapsed,
                 attempts,
+                ..
             } => write!(
                 f,
                 "timed out {stage} {host} after {}{}",
@@ -172,7 +200,7 @@ impl fmt::Display for ConnectError {
                 f,
                 "connect to {host} needs tokio's timers: build the runtime with enable_all() or enable_time()"
             )?,
-            ConnectError::Cancelled { host, attempts } => {
+            ConnectError::Cancelled { host, attempts, .. } => {
                 write!(f, "connect to {host} cancelled{}", attempts.count())?
             }
         }
@@ -220,6 +248,36 @@ impl fmt::Display for Stage {
 }
 
 impl ConnectError {
+    /// What happened on the way to this failure, when the call asked for a report
+    /// ([`connect_reported`](crate::Connector::connect_reported),
+    /// [`connect_with_reported`](crate::Connector::connect_with_reported)); `None` otherwise,
+    /// and for an invalid target or a runtime without timers.
+    pub fn report(&self) -> Option<&ConnectReport> {
+        match self {
+            ConnectError::Resolve { report, .. }
+            | ConnectError::NoAddresses { report, .. }
+            | ConnectError::AllAttemptsFailed { report, .. }
+            | ConnectError::TimedOut { report, .. }
+            | ConnectError::Denied { report, .. }
+            | ConnectError::Cancelled { report, .. } => report.as_deref(),
+            ConnectError::InvalidTarget { .. } | ConnectError::NoTimeDriver { .. } => None,
+        }
+    }
+
+    /// This error, carrying `report`.
+    pub(crate) fn with_report(mut self, report: ConnectReport) -> Self {
+        match &mut self {
+            ConnectError::Resolve { report: slot, .. }
+            | ConnectError::NoAddresses { report: slot, .. }
+            | ConnectError::AllAttemptsFailed { report: slot, .. }
+            | ConnectError::TimedOut { report: slot, .. }
+            | ConnectError::Denied { report: slot, .. }
+            | ConnectError::Cancelled { report: slot, .. } => *slot = Some(Box::new(report)),
+            ConnectError::InvalidTarget { .. } | ConnectError::NoTimeDriver { .. } => {}
+        }
+        self
+    }
+
     /// The attempts made, in start order; empty for errors before any dialing.
     pub fn attempts(&self) -> &[Attempt] {
         match self {
@@ -309,6 +367,7 @@ mod tests {
         ConnectError::AllAttemptsFailed {
             host: "example.com:80".into(),
             attempts: Attempts::new(attempts),
+            report: None,
         }
     }
 
@@ -352,7 +411,8 @@ mod tests {
         assert_eq!(
             kind(ConnectError::NoAddresses {
                 host: host.clone(),
-                filtered_by_family: 0
+                filtered_by_family: 0,
+                report: None,
             }),
             ErrorKind::NotFound
         );
@@ -361,16 +421,19 @@ mod tests {
             stage: Stage::Connect,
             elapsed: Duration::from_secs(1),
             attempts: Attempts::default(),
+            report: None,
         };
         assert_eq!(kind(timed_out), ErrorKind::TimedOut);
         let denied = ConnectError::Denied {
             host: host.clone(),
             refused: vec![SocketAddr::from(([127, 0, 0, 1], 1))],
+            report: None,
         };
         assert_eq!(kind(denied), ErrorKind::PermissionDenied);
         let cancelled = ConnectError::Cancelled {
             host,
             attempts: Attempts::default(),
+            report: None,
         };
         assert_eq!(kind(cancelled), ErrorKind::Other);
     }
@@ -428,6 +491,7 @@ mod tests {
             stage: Stage::Connect,
             elapsed: Duration::from_micros(500_317),
             attempts: Attempts::new(vec![attempt(1, ErrorKind::TimedOut).aborted()]),
+            report: None,
         };
         assert_eq!(
             timed_out.to_string(),
@@ -442,6 +506,7 @@ mod tests {
         let unresolved = ConnectError::Resolve {
             host: "h:1".into(),
             cause: io::Error::new(ErrorKind::NotFound, "no such host"),
+            report: None,
         };
         assert_eq!(unresolved.to_string(), "failed to resolve h:1");
         assert_eq!(chain(&unresolved), "failed to resolve h:1: no such host");

@@ -19,6 +19,7 @@ mod integrations;
 mod limits;
 mod order;
 mod race;
+mod report;
 mod resolve;
 mod sync;
 mod target;
@@ -36,6 +37,8 @@ pub use integrations::reqwest::{ReqwestGuard, ReqwestGuardService, ReqwestResolv
 pub use order::admission::IpFamilies;
 pub use order::policy::{AddressPolicy, is_public};
 pub use race::attempts::{Attempt, Attempts};
+pub use report::event::{ConnectEvent, EventKind};
+pub use report::{AddressSource, AnswerRecord, AttemptOutcome, AttemptRecord, ConnectReport};
 pub use resolve::answers::{Answer, Answering, Family, FamilyErrors};
 #[cfg(feature = "hickory")]
 pub use resolve::hickory::HickoryResolver;

@@ -21,6 +21,8 @@ use crate::connector::settings::{MIN_ATTEMPT_DELAY, Settings, Strategy};
 use crate::error::ConnectError;
 use crate::order::admission::IpFamilies;
 use crate::order::policy::AddressPolicy;
+use crate::report::ConnectReport;
+use crate::report::event::{ConnectEvent, Hook};
 use crate::resolve::{Resolve, SharedResolver};
 use crate::target::IntoTarget;
 use crate::target::error::TargetError;
@@ -267,6 +269,50 @@ impl Connector {
         self.connect_until(target, Some(token.clone()))
     }
 
+    /// Like [`connect`](Self::connect), and also returns what happened on the way: where the
+    /// addresses came from, when each answer arrived, every attempt with its outcome, the
+    /// winner and the total time. A failed connect's error carries the same report
+    /// ([`ConnectError::report`]).
+    ///
+    /// A report costs a few small allocations per connect, and such a connect never takes the
+    /// direct path that a plain literal connect takes; use it where the report is wanted.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), connect_any::ConnectError> {
+    /// let connector = connect_any::Connector::new();
+    /// let (stream, report) = connector.connect_reported("localhost:8080").await?;
+    /// if report.is_fallback() {
+    ///     eprintln!("{report:#}");
+    /// }
+    /// # drop(stream);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](Self::connect).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`connect`](Self::connect).
+    pub fn connect_reported(
+        &self,
+        target: impl IntoTarget,
+    ) -> impl Future<Output = Result<(TcpStream, ConnectReport), ConnectError>> + Send + 'static
+    {
+        let target = target.into_target_or_input();
+        let settings = self.settings.clone();
+        async move {
+            let target = target.as_ref().map_err(invalid)?;
+            let dial = |addr| settings.socket.connect(addr);
+            let won = pipeline::connect(&settings, target, None, true, dial).await?;
+            Ok((won.stream, reported(won.report)))
+        }
+    }
+
     fn connect_until(
         &self,
         target: impl IntoTarget,
@@ -278,7 +324,7 @@ impl Connector {
             // Borrowed rather than moved out, so the future holds the target once.
             let target = target.as_ref().map_err(invalid)?;
             let dial = |addr| settings.socket.connect(addr);
-            let won = pipeline::connect(&settings, target, token.as_ref(), dial).await?;
+            let won = pipeline::connect(&settings, target, token.as_ref(), false, dial).await?;
             Ok(won.stream)
         }
     }
@@ -381,9 +427,70 @@ impl Connector {
         let settings = self.settings.clone();
         async move {
             let target = target.as_ref().map_err(invalid)?;
-            let won = pipeline::connect(&settings, target, token.as_ref(), dial).await?;
+            let won = pipeline::connect(&settings, target, token.as_ref(), false, dial).await?;
             Ok(won.stream)
         }
+    }
+
+    /// Like [`connect_with`](Self::connect_with), and also returns the connect's report, as
+    /// [`connect_reported`](Self::connect_reported) does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect_with`](Self::connect_with); the error carries the report.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`connect_with`](Self::connect_with).
+    pub fn connect_with_reported<T, D, Fut, S>(
+        &self,
+        target: T,
+        dial: D,
+    ) -> impl Future<Output = Result<(S, ConnectReport), ConnectError>> + use<T, D, Fut, S>
+    where
+        T: IntoTarget,
+        D: FnMut(SocketAddr) -> Fut,
+        Fut: Future<Output = io::Result<S>>,
+    {
+        let target = target.into_target_or_input();
+        let settings = self.settings.clone();
+        async move {
+            let target = target.as_ref().map_err(invalid)?;
+            let won = pipeline::connect(&settings, target, None, true, dial).await?;
+            Ok((won.stream, reported(won.report)))
+        }
+    }
+
+    /// Calls `hook` with each event of every connect as it happens: an answer arrived, an
+    /// attempt started, failed, won or was cancelled, the connect finished (Go's
+    /// `httptrace.ClientTrace`). For metrics on what Happy Eyeballs hides: how often IPv6
+    /// loses, how much a fallback costs.
+    ///
+    /// The hook runs synchronously inside the connect's poll, on the runtime's thread: it must
+    /// be quick and must not block (count, record, send to a channel; never wait on I/O or a
+    /// lock held across an `.await`). A panic in the hook is caught, after the panic hook has
+    /// printed it, and the connect goes on. Without a hook, nothing is paid for events; with
+    /// one, connects to a literal no longer take the direct path. Default is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use connect_any::{Connector, EventKind};
+    ///
+    /// let fallbacks = Arc::new(AtomicUsize::new(0));
+    /// let counter = fallbacks.clone();
+    /// let connector = Connector::new().on_event(move |event| {
+    ///     if let EventKind::AttemptWon { fallback: true, .. } = event.kind() {
+    ///         counter.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// # drop(connector);
+    /// ```
+    pub fn on_event(self, hook: impl Fn(&ConnectEvent<'_>) + Send + Sync + 'static) -> Self {
+        let hook = Hook(Arc::new(hook));
+        self.with(|s| s.hook = Some(hook))
     }
 
     /// A TCP dialer that makes each connection exactly as [`connect`](Self::connect) does:
@@ -395,6 +502,12 @@ impl Connector {
             settings: self.settings.clone(),
         }
     }
+}
+
+/// The report of a connect that asked for one: the pipeline records one for every such
+/// connect, and hands it over once.
+fn reported(report: Option<Box<ConnectReport>>) -> ConnectReport {
+    *report.expect("a reported connect settles with its report")
 }
 
 /// The error for a target that did not convert, naming the input.

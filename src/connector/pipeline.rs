@@ -21,10 +21,12 @@ use crate::limits::{
 use crate::order::admission::Admission;
 use crate::order::interleave::{interleave, promote};
 use crate::race::attempts::Attempts;
-use crate::race::core::{Outcome, Won};
+use crate::race::core::{Outcome, Stagger, Won};
 use crate::race::driver::{Pace, race};
 use crate::race::log::Log;
 use crate::race::running::Dialing;
+use crate::report::AddressSource;
+use crate::report::observer::{Observer, Observing};
 use crate::resolve::gather::{Gathered, Later, Unanswered, gather};
 use crate::target::Target;
 
@@ -66,14 +68,17 @@ impl<'a> Limits<'a> {
     }
 }
 
-/// Connects to `target` with `settings`, dialing each address with `dial`.
+/// Connects to `target` with `settings`, dialing each address with `dial`; with `report`, the
+/// winner (or the error) carries a [`ConnectReport`](crate::ConnectReport).
 ///
-/// An allowed IP literal with debug tracing off takes a direct path whose future is small and
-/// allocates nothing of its own; everything else is boxed, in a `connect` span.
+/// An allowed IP literal with debug tracing off, no event hook and no report takes a direct
+/// path whose future is small and allocates nothing of its own; everything else is boxed, in a
+/// `connect` span.
 pub(crate) fn connect<'a, S, D, Fut>(
     settings: &'a Settings,
     target: &'a Target,
     call_token: Option<&'a CancellationToken>,
+    report: bool,
     dial: D,
 ) -> impl Future<Output = Result<Won<S>, ConnectError>> + 'a
 where
@@ -81,8 +86,9 @@ where
     Fut: Future<Output = io::Result<S>> + 'a,
     S: 'a,
 {
+    let unobserved = !report && settings.hook.is_none();
     match direct_addr(settings, target) {
-        Some(addr) if !tracing::enabled!(tracing::Level::DEBUG) => {
+        Some(addr) if unobserved && !tracing::enabled!(tracing::Level::DEBUG) => {
             Either::Left(connect_direct(settings, target, addr, call_token, dial))
         }
         _ => {
@@ -90,7 +96,8 @@ where
                 tracing::debug_span!("connect", target = %target, strategy = ?settings.strategy);
             // Allocated before the future is built, so that it is built in place, not copied.
             let boxed = Box::new_uninit();
-            let connecting = connect_found(settings, target, call_token, dial).instrument(span);
+            let connecting =
+                connect_found(settings, target, call_token, report, dial).instrument(span);
             Either::Right(Box::into_pin(Box::write(boxed, connecting)))
         }
     }
@@ -169,7 +176,14 @@ pub(crate) fn direct_outcome<S>(
     let outcome = match ended {
         Bounded::Done((_, Ok(stream))) => {
             let took = now - began;
-            return (Outcome::Won(Won { stream, addr, took }), log);
+            let report = None;
+            let won = Won {
+                stream,
+                addr,
+                took,
+                report,
+            };
+            return (Outcome::Won(won), log);
         }
         Bounded::Done((_, Err(error))) => {
             let index = log.start(addr, began);
@@ -193,6 +207,7 @@ async fn connect_found<S, D, Fut>(
     settings: &Settings,
     target: &Target,
     call_token: Option<&CancellationToken>,
+    report: bool,
     mut dial: D,
 ) -> Result<Won<S>, ConnectError>
 where
@@ -203,6 +218,11 @@ where
         return Err(no_time_driver(target));
     }
     let limits = Limits::starting_now(settings, call_token);
+    let mut observing = Observer::new(limits.began, target, settings.hook.as_ref(), report);
+    let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
+    if let Some(recording) = recording {
+        recording.adaptive_delay = matches!(settings.stagger(), Stagger::Adaptive(_));
+    }
     // Taken apart here, so that the race's state keeps only what is used after it.
     let Addresses {
         addrs,
@@ -210,8 +230,14 @@ where
         key,
         remembered,
         recalled,
-    } = addresses(settings, target, limits).await?;
-    let mut log = Log::new(limits.began);
+    } = match addresses(settings, target, limits, &mut observing).await {
+        Ok(found) => found,
+        Err(error) => {
+            let mut log = Log::new(limits.began).observed(observing);
+            return observed(Err(error), &mut log, Instant::now);
+        }
+    };
+    let mut log = Log::new(limits.began).observed(observing);
     let key = key.as_ref();
     if let (Some(key), Some(recalled)) = (key, recalled) {
         log.forget_on_failure(&settings.memory, key, recalled);
@@ -220,6 +246,30 @@ where
     let outcome = race(addrs.into_owned(), later, pace, &mut dial, &mut log).await;
     let memory = key.map(|key| (key, remembered));
     settle(settings, target, outcome, log, memory, Instant::now)
+}
+
+/// `result` with the report attached, if `log` recorded one, and told to the event hook, if
+/// there is one; the connect ended at `now()`, read only if someone looks.
+fn observed<S>(
+    mut result: Result<Won<S>, ConnectError>,
+    log: &mut Log<'_>,
+    now: impl FnOnce() -> Instant,
+) -> Result<Won<S>, ConnectError> {
+    if !log.is_observed() {
+        return result;
+    }
+    let now = now();
+    log.finished(result.as_ref().map(|won| won.addr), now);
+    if let Some(report) = log.report(now) {
+        result = match result {
+            Ok(won) => Ok(Won {
+                report: Some(Box::new(report)),
+                ..won
+            }),
+            Err(error) => Err(error.with_report(report)),
+        };
+    }
+    result
 }
 
 /// Every address a connect to `target` could dial, in order: overrides, resolution (every
@@ -234,13 +284,13 @@ pub(crate) async fn lookup_all(
         return Err(no_time_driver(target));
     }
     let limits = Limits::starting_now(settings, None);
-    let found = addresses(settings, target, limits).await?;
+    let found = addresses(settings, target, limits, &mut None).await?;
     let mut addrs = found.addrs.into_owned();
     if let Some(mut later) = found.later {
         let until = later.joining.until;
         let rest = async {
-            while let Some(added) = std::future::poll_fn(|cx| later.poll_answer(cx)).await {
-                addrs.extend(added);
+            while let Some(arrival) = std::future::poll_fn(|cx| later.poll_answer(cx)).await {
+                addrs.extend(arrival.added);
             }
         };
         match until {
@@ -274,19 +324,18 @@ fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
 }
 
 /// The connect's result from the race's outcome, which came at `now()` (read only for a
-/// failure: a healthy connect reads the clock no more than it must); a winner is remembered
-/// under the memory's key (with what this connect recalled) and its connect time observed.
+/// failure or an observed connect: a healthy connect reads the clock no more than it must); a
+/// winner is remembered under the memory's key (with what this connect recalled) and its
+/// connect time observed.
 pub(crate) fn settle<S>(
     settings: &Settings,
     target: &Target,
     outcome: Outcome<S>,
-    log: Log<'_>,
+    mut log: Log<'_>,
     memory: Option<(&HostKey, Option<Recalled>)>,
     now: impl FnOnce() -> Instant,
 ) -> Result<Won<S>, ConnectError> {
-    let host = || target.to_string();
-    let log_began = log.began();
-    match outcome {
+    let failure = match outcome {
         Outcome::Won(won) => {
             if let Some((key, recalled)) = memory {
                 settings.memory.remember(key, won.addr, recalled);
@@ -294,49 +343,42 @@ pub(crate) fn settle<S>(
             if settings.adaptive_delay {
                 settings.connect_times.observe(&won.addr, won.took);
             }
-            Ok(won)
+            return observed(Ok(won), &mut log, now);
         }
-        Outcome::AllFailed => Err(ConnectError::AllAttemptsFailed {
-            host: host(),
-            attempts: log.finish(now(), || io::Error::other("attempt did not finish")),
-        }),
-        Outcome::TimedOut => {
-            let now = now();
-            let attempts = log.finish(now, || {
-                io::Error::new(io::ErrorKind::TimedOut, "aborted by the overall timeout")
-            });
-            Err(ended_early(
-                target,
-                Ended::TimedOut,
-                Stage::Connect,
-                log_began..now,
-                attempts,
-            ))
+        Outcome::AllFailed => Ended::AllFailed,
+        Outcome::TimedOut => Ended::TimedOut,
+        Outcome::Cancelled => Ended::Cancelled,
+    };
+    let now = now();
+    // The report reads the attempts before the error takes them.
+    let report = log.report(now);
+    let began = log.began();
+    let unfinished = || match failure {
+        Ended::AllFailed => io::Error::other("attempt did not finish"),
+        Ended::TimedOut => {
+            io::Error::new(io::ErrorKind::TimedOut, "aborted by the overall timeout")
         }
-        Outcome::Cancelled => {
-            let now = now();
-            let attempts = log.finish(now, || {
-                io::Error::new(io::ErrorKind::Interrupted, "cancelled")
-            });
-            Err(ended_early(
-                target,
-                Ended::Cancelled,
-                Stage::Connect,
-                log_began..now,
-                attempts,
-            ))
-        }
-    }
+        Ended::Cancelled => io::Error::new(io::ErrorKind::Interrupted, "cancelled"),
+    };
+    let attempts = log.finish(now, unfinished);
+    let error = ended_early(target, failure, Stage::Connect, began..now, attempts);
+    let error = match report {
+        Some(report) => error.with_report(report),
+        None => error,
+    };
+    log.finished(Err(&error), now);
+    Err(error)
 }
 
-/// What ended a connect before it had a result.
+/// How a connect failed once it had addresses.
 #[derive(Clone, Copy)]
 enum Ended {
+    AllFailed,
     TimedOut,
     Cancelled,
 }
 
-/// The error for a connect that a timeout or a token ended during `stage`, over `time`.
+/// The error for a connect that failed during `stage`, over `time`.
 fn ended_early(
     target: &Target,
     ended: Ended,
@@ -345,14 +387,25 @@ fn ended_early(
     attempts: Attempts,
 ) -> ConnectError {
     let host = target.to_string();
+    let report = None;
     match ended {
+        Ended::AllFailed => ConnectError::AllAttemptsFailed {
+            host,
+            attempts,
+            report,
+        },
         Ended::TimedOut => ConnectError::TimedOut {
             host,
             stage,
             elapsed: time.end - time.start,
             attempts,
+            report,
         },
-        Ended::Cancelled => ConnectError::Cancelled { host, attempts },
+        Ended::Cancelled => ConnectError::Cancelled {
+            host,
+            attempts,
+            report,
+        },
     }
 }
 
@@ -362,6 +415,7 @@ async fn addresses<'a>(
     settings: &'a Settings,
     target: &'a Target,
     limits: Limits<'_>,
+    observing: &mut Observing<'_>,
 ) -> Result<Addresses<'a>, ConnectError> {
     let mut found = Addresses {
         addrs: Cow::Borrowed(target.addrs()),
@@ -372,10 +426,14 @@ async fn addresses<'a>(
     };
     match (target.name_and_port(), target.addrs()) {
         (Some((name, port)), _) => match settings.overrides.find(name, port) {
-            Some(given) => found.addrs = Cow::Owned(admit(settings, target, given)?),
+            Some(given) => {
+                source(observing, AddressSource::Override);
+                found.addrs = Cow::Owned(admit(settings, target, given)?);
+            }
             None => {
+                source(observing, AddressSource::Resolver);
                 // The resolver's answers are filtered by family and policy as they come.
-                let mut gathered = resolve(settings, target, name, port, limits).await?;
+                let mut gathered = resolve(settings, target, name, port, limits, observing).await?;
                 // A disabled memory is not even locked.
                 let key = settings
                     .memory
@@ -384,6 +442,10 @@ async fn addresses<'a>(
                 let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
                 found.remembered =
                     recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
+                let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
+                if let (Some(remembered), Some(recording)) = (found.remembered, recording) {
+                    recording.remembered = Some(remembered.addr);
+                }
                 found.recalled = recalled.map(|recalled| recalled.addr);
                 if let Some(later) = &mut gathered.later {
                     later.joining.remembered = found.recalled;
@@ -399,6 +461,13 @@ async fn addresses<'a>(
         (None, listed) => found.addrs = Cow::Owned(admit(settings, target, listed.to_vec())?),
     }
     Ok(found)
+}
+
+/// Notes where the addresses came from, if a report is written.
+fn source(observing: &mut Observing<'_>, source: AddressSource) {
+    if let Some(recording) = observing.as_mut().and_then(|o| o.recording.as_mut()) {
+        recording.source = source;
+    }
 }
 
 /// What of `list` (an override's or the target's own addresses) may be dialed, by the same
@@ -445,14 +514,17 @@ pub(crate) fn unanswered_error(
         Unanswered::Failed(cause) => ConnectError::Resolve {
             host: host(),
             cause,
+            report: None,
         },
         Unanswered::Denied(refused) => ConnectError::Denied {
             host: host(),
             refused,
+            report: None,
         },
         Unanswered::NoAddresses { filtered } => ConnectError::NoAddresses {
             host: host(),
             filtered_by_family: filtered,
+            report: None,
         },
         Unanswered::TimedOut => ended_early(target, Ended::TimedOut, Stage::Resolve, time, none()),
         Unanswered::Cancelled => {
@@ -469,6 +541,7 @@ async fn resolve<'a>(
     name: &'a str,
     port: u16,
     limits: Limits<'_>,
+    observing: &mut Observing<'_>,
 ) -> Result<Gathered<'a>, ConnectError> {
     let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
     let until = earliest(limits.deadline, resolve_deadline);
@@ -479,6 +552,7 @@ async fn resolve<'a>(
         settings.resolution_delay,
         until,
         limits.cancel,
+        observing,
     );
     let mut gathered = gathering
         .await
@@ -503,7 +577,7 @@ mod tests {
         let target = Target::parse("example.test:80").unwrap();
         let dial = |addr| settings.socket.connect(addr);
         let future =
-            connect_found(&settings, &target, None, dial).instrument(tracing::Span::none());
+            connect_found(&settings, &target, None, false, dial).instrument(tracing::Span::none());
         let size = size_of_val(&future);
         assert!(size <= 1024, "{size} bytes");
     }

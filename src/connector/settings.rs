@@ -10,6 +10,7 @@ use crate::connector::socket::SocketOptions;
 use crate::order::admission::IpFamilies;
 use crate::order::policy::AddressPolicy;
 use crate::race::core::Stagger;
+use crate::report::event::Hook;
 use crate::resolve::SharedResolver;
 use crate::resolve::overrides::Overrides;
 use crate::resolve::system::SystemResolver;
@@ -59,6 +60,7 @@ pub(crate) struct Settings {
     pub(crate) connect_times: Arc<ConnectTimes>,
     pub(crate) overrides: Overrides,
     pub(crate) policy: AddressPolicy,
+    pub(crate) hook: Option<Hook>,
 }
 
 impl Settings {
@@ -97,6 +99,7 @@ impl Default for Settings {
             connect_times: Arc::default(),
             overrides: Overrides::default(),
             policy: AddressPolicy::allow_all(),
+            hook: None,
         }
     }
 }

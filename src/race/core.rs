@@ -34,7 +34,9 @@ use crate::connector::history::AdaptivePace;
 use crate::limits::{Woke, earliest, is_past};
 use crate::order::interleave::{merge, promote};
 use crate::race::log::Log;
+use crate::report::ConnectReport;
 use crate::resolve::answers::Family;
+use crate::resolve::gather::Arrival;
 
 /// How long to wait after one start before the next.
 #[derive(Debug)]
@@ -70,6 +72,8 @@ pub(crate) struct Won<S> {
     pub(crate) addr: SocketAddr,
     /// How long the winning attempt took to connect.
     pub(crate) took: Duration,
+    /// The connect's report, if one was asked for (set when the connect settles).
+    pub(crate) report: Option<Box<ConnectReport>>,
 }
 
 /// How a race ended; the attempts are in the log.
@@ -145,6 +149,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         driver: &mut impl Driver<S>,
     ) -> Option<Outcome<S>> {
         if cancelled {
+            self.log.not_started(&self.pending);
             return Some(Outcome::Cancelled);
         }
         self.start_next(now, driver);
@@ -174,7 +179,21 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
     #[inline(always)]
     pub(crate) fn decide<S>(
         &mut self,
-        woke: Woke<(usize, io::Result<S>), Option<Vec<SocketAddr>>>,
+        woke: Woke<(usize, io::Result<S>), Option<Arrival>>,
+        now: Instant,
+        driver: &mut impl Driver<S>,
+    ) -> Option<Outcome<S>> {
+        let ended = self.next(woke, now, driver);
+        if ended.is_some() && self.log.is_observed() {
+            self.log.not_started(&self.pending);
+        }
+        ended
+    }
+
+    #[inline(always)]
+    fn next<S>(
+        &mut self,
+        woke: Woke<(usize, io::Result<S>), Option<Arrival>>,
         now: Instant,
         driver: &mut impl Driver<S>,
     ) -> Option<Outcome<S>> {
@@ -183,17 +202,27 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
             Woke::Finished(first) => {
                 let (winner, failures) = self.settle(first, now, driver);
                 if let Some((index, stream)) = winner {
-                    self.log.trace_won(index, now);
+                    self.log.won(index, now);
                     let (addr, started) = self.log.attempt(index);
                     let took = now - started;
-                    return Some(Outcome::Won(Won { stream, addr, took }));
+                    let report = None;
+                    return Some(Outcome::Won(Won {
+                        stream,
+                        addr,
+                        took,
+                        report,
+                    }));
                 }
                 for _ in 0..failures {
                     self.start_next(now, driver);
                 }
             }
             Woke::Arrived(None) => self.awaited = None,
-            Woke::Arrived(Some(added)) => self.join(&added, now, driver),
+            Woke::Arrived(Some(arrival)) => {
+                let heard = arrival.heard.as_ref().map(|count| *count);
+                self.log.answer(arrival.family, heard, now);
+                self.join(&arrival.added, now, driver);
+            }
             Woke::Due => {
                 if is_past(self.deadline, now) {
                     return Some(Outcome::TimedOut);

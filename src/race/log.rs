@@ -7,7 +7,13 @@ use std::net::SocketAddr;
 use tokio::time::Instant;
 
 use crate::connector::history::{HostKey, WinnerMemory};
+use crate::error::ConnectError;
 use crate::race::attempts::{Attempt, Attempts};
+use crate::report::ConnectReport;
+use crate::report::event::EventKind;
+use crate::report::observer::Observing;
+use crate::report::recording::{Recording, Started};
+use crate::resolve::answers::Family;
 
 /// One started attempt.
 #[derive(Debug)]
@@ -17,8 +23,9 @@ struct Record {
     failure: Option<(io::Error, Instant)>,
 }
 
-/// The attempts of one connect, measured from the connect's start. Every entry is given the
-/// instant it happened, so that the race's core never reads a clock.
+/// What happened during one connect, measured from its start: the attempts (always), and its
+/// observer (the event hook, the report being written) when someone looks. Every entry is
+/// given the instant it happened, so that the race's core never reads a clock.
 #[derive(Debug)]
 pub(crate) struct Log<'m> {
     began: Instant,
@@ -26,6 +33,7 @@ pub(crate) struct Log<'m> {
     /// A remembered winner to forget the moment it fails, not when the race ends, so that
     /// concurrent connects stop trying it first.
     remembered: Option<(&'m WinnerMemory, &'m HostKey, SocketAddr)>,
+    observing: Observing<'m>,
 }
 
 impl<'m> Log<'m> {
@@ -34,6 +42,68 @@ impl<'m> Log<'m> {
             began,
             records: Vec::new(),
             remembered: None,
+            observing: None,
+        }
+    }
+
+    /// This log, with `observing` told of each event.
+    pub(crate) fn observed(self, observing: Observing<'m>) -> Self {
+        Self { observing, ..self }
+    }
+
+    /// Whether anyone looks at this connect's events: a hook, or a report.
+    pub(crate) fn is_observed(&self) -> bool {
+        self.observing.is_some()
+    }
+
+    #[inline]
+    fn tell<'e>(&self, now: Instant, kind: impl FnOnce() -> EventKind<'e>) {
+        if let Some(observer) = &self.observing {
+            observer.tell(now, kind);
+        }
+    }
+
+    fn recording(&mut self) -> Option<&mut Recording> {
+        self.observing.as_mut()?.recording.as_mut()
+    }
+
+    /// A late answer of the resolver arrived at `now`, holding `addrs` addresses.
+    pub(crate) fn answer(
+        &mut self,
+        family: Option<Family>,
+        addrs: Result<usize, &io::Error>,
+        now: Instant,
+    ) {
+        if let Some(observer) = &mut self.observing {
+            observer.answer(family, addrs, now);
+        }
+    }
+
+    /// Notes the addresses left unstarted when the race ended.
+    pub(crate) fn not_started<'a>(&mut self, addrs: impl IntoIterator<Item = &'a SocketAddr>) {
+        if let Some(recording) = self.recording() {
+            recording.not_started.extend(addrs);
+        }
+    }
+
+    /// The report of a connect that ended at `now`, if one is written.
+    pub(crate) fn report(&mut self, now: Instant) -> Option<ConnectReport> {
+        let observer = self.observing.as_mut()?;
+        let target = observer.target().to_string();
+        let recording = observer.recording.take()?;
+        let began = self.began;
+        let attempts = self.records.iter().map(|record| Started {
+            addr: record.addr,
+            started: record.started - began,
+            failure: record.failure.as_ref().map(|(e, at)| (e, *at - began)),
+        });
+        Some(recording.report(target, attempts, now - began))
+    }
+
+    /// Tells the hook how the connect ended, at `now`.
+    pub(crate) fn finished(&self, result: Result<SocketAddr, &ConnectError>, now: Instant) {
+        if let Some(observer) = &self.observing {
+            observer.finished(result, now);
         }
     }
 
@@ -53,8 +123,8 @@ impl<'m> Log<'m> {
     }
 
     /// Closes the log at `now`: attempts still running then get `unfinished` errors.
-    pub(crate) fn finish(self, now: Instant, unfinished: impl Fn() -> io::Error) -> Attempts {
-        let attempts = self.records.into_iter().map(|record| {
+    pub(crate) fn finish(&mut self, now: Instant, unfinished: impl Fn() -> io::Error) -> Attempts {
+        let attempts = std::mem::take(&mut self.records).into_iter().map(|record| {
             let aborted = record.failure.is_none();
             let (error, ended) = record.failure.unwrap_or_else(|| (unfinished(), now));
             let attempt = Attempt::new(
@@ -72,6 +142,7 @@ impl<'m> Log<'m> {
     #[inline]
     pub(crate) fn start(&mut self, addr: SocketAddr, now: Instant) -> usize {
         tracing::debug!(%addr, elapsed = ?now - self.began, "attempt started");
+        self.tell(now, || EventKind::AttemptStarted { addr });
         self.records.push(Record {
             addr,
             started: now,
@@ -96,36 +167,43 @@ impl<'m> Log<'m> {
             %error,
             "attempt failed"
         );
-        record.failure = Some((error, now));
+        let addr = record.addr;
+        let took = now - record.started;
+        let error = &record.failure.insert((error, now)).0;
+        if let Some(observer) = &self.observing {
+            observer.tell(now, || EventKind::AttemptFailed { addr, took, error });
+        }
         if let Some((memory, key, addr)) = self.remembered
-            && addr == record.addr
+            && addr == self.records[index].addr
         {
             memory.forget(key, addr);
         }
     }
 
-    /// Traces the attempts still running when `winner` won at `now`; they are about to be
-    /// dropped.
+    /// Notes that attempt `winner` won at `now`, and traces and tells the hook of the attempts
+    /// still running: they are about to be dropped.
     #[inline]
-    pub(crate) fn trace_won(&self, winner: usize, now: Instant) {
-        if !tracing::enabled!(tracing::Level::DEBUG) {
+    pub(crate) fn won(&mut self, winner: usize, now: Instant) {
+        if let Some(recording) = self.recording() {
+            recording.winner = Some(winner);
+        }
+        if !tracing::enabled!(tracing::Level::DEBUG) && self.observing.is_none() {
             return;
         }
+        let record = &self.records[winner];
+        let (addr, took) = (record.addr, now - record.started);
+        tracing::debug!(%addr, elapsed = ?now - self.began, ?took, "attempt won");
+        let fallback = winner > 0;
+        self.tell(now, || EventKind::AttemptWon {
+            addr,
+            took,
+            fallback,
+        });
         let running = self.records.iter().enumerate();
         for (_, record) in running.filter(|&(i, r)| i != winner && r.failure.is_none()) {
-            tracing::debug!(
-                addr = %record.addr,
-                elapsed = ?now - self.began,
-                took = ?now - record.started,
-                "attempt cancelled"
-            );
+            let (addr, took) = (record.addr, now - record.started);
+            tracing::debug!(%addr, elapsed = ?now - self.began, ?took, "attempt cancelled");
+            self.tell(now, || EventKind::AttemptCancelled { addr, took });
         }
-        let record = &self.records[winner];
-        tracing::debug!(
-            addr = %record.addr,
-            elapsed = ?now - self.began,
-            took = ?now - record.started,
-            "attempt won"
-        );
     }
 }

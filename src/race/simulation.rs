@@ -278,6 +278,7 @@ fn connect(
     if let Some(addr) = direct_addr(settings, target) {
         return connect_direct(settings, target, addr, deadline, world);
     }
+    let mut log = Log::new(began);
     let (addrs, joining) = match target.addrs() {
         [] => {
             let resolve_deadline = deadline_after(began, settings.resolve_timeout);
@@ -298,10 +299,12 @@ fn connect(
                     |_| world.borrow().clock(due),
                 );
                 match woke {
-                    Poll::Ready(woke) => match waiting.decide(woke, world.borrow().now()) {
-                        Some(decided) => break decided,
-                        None => continue,
-                    },
+                    Poll::Ready(woke) => {
+                        match waiting.decide(woke, world.borrow().now(), &mut None) {
+                            Some(decided) => break decided,
+                            None => continue,
+                        }
+                    }
                     Poll::Pending => world.borrow_mut().advance(due),
                 }
             };
@@ -320,7 +323,6 @@ fn connect(
         }
         listed => (admit(settings, target, listed.to_vec())?, None),
     };
-    let mut log = Log::new(began);
     let outcome = race(settings, addrs, joining, deadline, &mut log, world);
     let won = settle(settings, target, outcome, log, None, || {
         world.borrow().now()

@@ -17,6 +17,7 @@ use crate::limits::{
     Cancel, Timer, Woke, deadline_after, earliest, is_past, no_work, poll_in_order,
 };
 use crate::order::admission::Admission;
+use crate::report::observer::Observing;
 use crate::resolve::answers::{Answer, Answering, Family, Heard, Next};
 
 /// Why a name's answers gave nothing to dial.
@@ -41,13 +42,14 @@ pub(crate) struct Gathered<'a> {
 }
 
 /// Reads `answers` until the race may start, by the rules of [`Waiting`], within `until` (the
-/// resolve deadline) and the tokens.
+/// resolve deadline) and the tokens; each answer is told to `observing`.
 pub(crate) async fn gather<'a>(
     mut answers: Answering<'a>,
     admission: Admission<'a>,
     resolution_delay: Duration,
     until: Option<Instant>,
     cancel: Cancel<'_>,
+    observing: &mut Observing<'_>,
 ) -> Result<Gathered<'a>, Unanswered> {
     let mut waiting = Waiting::new(admission, resolution_delay, until);
     let mut timer = Timer::default();
@@ -62,7 +64,7 @@ pub(crate) async fn gather<'a>(
                 |cx| answers.poll_next_unpin(cx),
                 |cx| timer.poll_optional(due, cx),
             ));
-            if let Some(decided) = waiting.decide(woke, Instant::now()) {
+            if let Some(decided) = waiting.decide(woke, Instant::now(), observing) {
                 return Poll::Ready(decided);
             }
         }
@@ -129,12 +131,17 @@ impl<'a> Waiting<'a> {
         &mut self,
         woke: Woke<Infallible, Option<Answer>>,
         now: Instant,
+        observing: &mut Observing<'_>,
     ) -> Option<Result<(), Unanswered>> {
         let next = match woke {
             Woke::Cancelled => return Some(Err(Unanswered::Cancelled)),
             Woke::Finished(never) => match never {},
             Woke::Arrived(Some(answer)) => {
                 self.in_parts |= answer.family.is_some();
+                let heard = answer.addrs.as_ref().map(Vec::len);
+                if let Some(observer) = observing {
+                    observer.answer(answer.family, heard, now);
+                }
                 let addrs = &mut self.addrs;
                 let counted = answer.addrs.map(|list| {
                     let before = addrs.len();
@@ -157,7 +164,14 @@ impl<'a> Waiting<'a> {
             Woke::Due => Next::Start,
         };
         match next {
-            Next::Start => Some(Ok(())),
+            Next::Start => {
+                let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
+                if let (Some(ends), Some(recording)) = (self.delay_ends, recording) {
+                    let waited_from = ends.checked_sub(self.resolution_delay).unwrap_or(ends);
+                    recording.resolution_delay = Some(now.saturating_duration_since(waited_from));
+                }
+                Some(Ok(()))
+            }
             Next::WaitForIpv6 => {
                 let delay = Some(self.resolution_delay);
                 self.delay_ends = self.delay_ends.or(deadline_after(now, delay));
@@ -220,9 +234,19 @@ impl fmt::Debug for Later<'_> {
     }
 }
 
+/// A late answer: what it said, and its addresses that may join the race.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub(crate) family: Option<Family>,
+    /// How many addresses it held, or the query's error.
+    pub(crate) heard: io::Result<usize>,
+    /// Its addresses that are new and may be dialed, in order.
+    pub(crate) added: Vec<SocketAddr>,
+}
+
 impl Later<'_> {
-    /// The new addresses of the next answer (maybe none), or `None` once the answers end.
-    pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<SocketAddr>>> {
+    /// The next answer, or `None` once the answers end.
+    pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Arrival>> {
         self.answers
             .poll_next_unpin(cx)
             .map(|answer| answer.map(|answer| self.joining.admit(answer)))
@@ -246,15 +270,21 @@ pub(crate) struct Joining<'a> {
 }
 
 impl Joining<'_> {
-    /// The addresses of `answer` that may join the race.
-    pub(crate) fn admit(&mut self, answer: Answer) -> Vec<SocketAddr> {
+    /// `answer`, with the addresses that may join the race.
+    pub(crate) fn admit(&mut self, answer: Answer) -> Arrival {
         tracing::debug!(family = ?answer.family, addrs = ?answer.addrs, "late answer");
         let mut added = Vec::new();
         let mut refused = Vec::new();
-        if let Ok(list) = answer.addrs {
+        let heard = answer.addrs.map(|list| {
+            let count = list.len();
             self.admission.admit(list, &mut added, &mut refused);
-        }
+            count
+        });
         added.retain(|addr| self.seen.insert(*addr));
-        added
+        Arrival {
+            family: answer.family,
+            heard,
+            added,
+        }
     }
 }
