@@ -257,10 +257,11 @@ impl ConnectReport {
             writeln!(f, "  attempts paced by the adaptive delay")?;
         }
         for (n, attempt) in self.attempts.iter().enumerate() {
-            write!(f, "  {:>2}. {:<42}", n + 1, attempt.addr.to_string())?;
+            write!(f, "  {:>2}. {:<24}", n + 1, attempt.addr.to_string())?;
             if let Some(started) = attempt.started {
-                let (started, ran) = (Human(started).to_string(), Human(attempt.duration));
-                write!(f, " started {started:>8}, ran {ran:<8} ")?;
+                let started = Human(started).to_string();
+                let ran = Human(attempt.duration).to_string();
+                write!(f, " started {started:>8}, ran {ran:<8}")?;
             }
             match &attempt.outcome {
                 AttemptOutcome::Connected => writeln!(f, " connected")?,
