@@ -29,7 +29,7 @@ pub use connector::socket::Keepalive;
 pub use connector::{Connector, TcpDialer};
 pub use error::{ConnectError, Stage};
 #[cfg(feature = "hyper")]
-pub use integrations::hyper::{Connecting, HyperConnector};
+pub use integrations::hyper::{Connecting, HyperConnector, HyperStream};
 #[cfg(feature = "hyper")]
 pub use integrations::hyper_resolver::ServiceResolver;
 #[cfg(feature = "reqwest")]

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::Ordering::SeqCst;
 
 use common::{BlackHole, EofServer, eventually, has_ipv6_loopback};
-use connect_any::{ConnectError, Connector, HyperConnector, TargetError};
+use connect_any::{
+    AddressSource, ConnectError, ConnectReport, Connector, HyperConnector, TargetError,
+};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -64,6 +66,15 @@ async fn a_get_through_hyper_falls_back_from_a_black_hole() {
         .get::<HttpInfo>()
         .expect("Connected info reaches hyper");
     assert_eq!(info.remote_addr(), working);
+    let report = response
+        .extensions()
+        .get::<ConnectReport>()
+        .expect("the connect report reaches the response");
+    assert_eq!(report.winner(), Some(working));
+    assert!(report.is_fallback(), "{report:#}");
+    assert_eq!(report.source(), AddressSource::Override);
+    assert_eq!(report.attempts().len(), 2, "{report:#}");
+    assert_eq!(report.attempts()[0].addr(), hole.addr);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"hello");
     assert!(

@@ -1,15 +1,19 @@
 //! A connector for hyper-util's legacy client (feature `hyper`).
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::connector::Connector;
 use crate::error::ConnectError;
+use crate::report::ConnectReport;
 use crate::target::error::TargetError;
 use crate::target::{IntoTarget, Target};
 
@@ -93,10 +97,87 @@ impl From<Connector> for HyperConnector {
 /// The future a [`HyperConnector`] returns.
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub type Connecting =
-    Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, ConnectError>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<TokioIo<HyperStream>, ConnectError>> + Send>>;
+
+/// The connection a [`HyperConnector`] hands to hyper: the TCP stream, with the
+/// [`ConnectReport`] of its connect.
+///
+/// Its [`Connection::connected`] carries hyper-util's `HttpInfo` (as for a plain
+/// `TcpStream`) and the report, so that after a request on the legacy client
+/// `response.extensions().get::<ConnectReport>()` says how the connection was made: which
+/// address won, whether it was a fallback, what each attempt did.
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+#[derive(Debug)]
+pub struct HyperStream {
+    stream: TcpStream,
+    report: ConnectReport,
+}
+
+impl HyperStream {
+    /// The TCP stream.
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The report of the connect that made it.
+    pub fn report(&self) -> &ConnectReport {
+        &self.report
+    }
+
+    /// The TCP stream, without the report.
+    pub fn into_inner(self) -> TcpStream {
+        self.stream
+    }
+}
+
+impl Connection for HyperStream {
+    fn connected(&self) -> Connected {
+        self.stream.connected().extra(self.report.clone())
+    }
+}
+
+impl AsyncRead for HyperStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HyperStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
 
 impl tower_service::Service<Uri> for HyperConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<HyperStream>;
     type Error = ConnectError;
     type Future = Connecting;
 
@@ -112,8 +193,11 @@ impl tower_service::Service<Uri> for HyperConnector {
             };
             return Box::pin(std::future::ready(Err(refused)));
         }
-        let connecting = self.connector.connect(&uri);
-        Box::pin(async move { Ok(TokioIo::new(connecting.await?)) })
+        let connecting = self.connector.connect_reported(&uri);
+        Box::pin(async move {
+            let (stream, report) = connecting.await?;
+            Ok(TokioIo::new(HyperStream { stream, report }))
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::human::Human;
-use crate::resolve::answers::Family;
+use crate::resolve::answers::{Family, copy_error};
 
 /// Where a connect's addresses came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +32,15 @@ pub struct AnswerRecord {
     pub(crate) at: Duration,
     pub(crate) addresses: usize,
     pub(crate) error: Option<io::Error>,
+}
+
+impl Clone for AnswerRecord {
+    fn clone(&self) -> Self {
+        Self {
+            error: self.error.as_ref().map(copy_error),
+            ..*self
+        }
+    }
 }
 
 impl AnswerRecord {
@@ -77,8 +86,21 @@ pub enum AttemptOutcome {
     NotStarted,
 }
 
+impl Clone for AttemptOutcome {
+    fn clone(&self) -> Self {
+        match self {
+            AttemptOutcome::Connected => AttemptOutcome::Connected,
+            AttemptOutcome::Failed(error) => AttemptOutcome::Failed(copy_error(error)),
+            AttemptOutcome::TimedOut => AttemptOutcome::TimedOut,
+            AttemptOutcome::Cancelled => AttemptOutcome::Cancelled,
+            AttemptOutcome::Aborted => AttemptOutcome::Aborted,
+            AttemptOutcome::NotStarted => AttemptOutcome::NotStarted,
+        }
+    }
+}
+
 /// One address of a connect: the attempt made to it, or the lack of one.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AttemptRecord {
     pub(crate) addr: SocketAddr,
     pub(crate) started: Option<Duration>,
@@ -120,7 +142,9 @@ impl AttemptRecord {
 /// `Display` prints one line (`localhost:7007: connected to 127.0.0.1:7007 in 251 ms, attempt
 /// 2 of 2 (a fallback)`); the alternate form (`{:#}`) prints a table of every answer and
 /// attempt, like curl's verbose summary.
-#[derive(Debug)]
+///
+/// A clone copies the errors it holds as their kind and message (`io::Error` is not `Clone`).
+#[derive(Clone, Debug)]
 pub struct ConnectReport {
     pub(crate) target: String,
     pub(crate) source: AddressSource,
