@@ -4,6 +4,7 @@
 //! cargo run --example echo-client                      # embedded server on [::1] and 127.0.0.1
 //! echo hello | cargo run --example echo-client         # prints "hello"
 //! cargo run --example echo-client -- --blackhole-v6    # watch Happy Eyeballs fall back to IPv4
+//! cargo run --example echo-client -- --blackhole-v6 -v # the connect's report as a table
 //! RUST_LOG=connect_any=debug cargo run --example echo-client -- --blackhole-v6
 //! cargo run --example echo-client -- localhost:7007    # a real server (see echo-server)
 //! cargo run --example echo-client --features hickory -- --slow-aaaa 1000
@@ -14,7 +15,7 @@ mod support;
 use std::io::IsTerminal;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use connect_any::{Connector, Strategy, Target};
 use futures_util::{SinkExt, StreamExt};
@@ -33,6 +34,7 @@ options:
   --attempt-timeout MS                   limit for one attempt (default none)
   --timeout MS                           limit for the whole connect (default none)
   --blackhole-v6                         make the embedded server's IPv6 side a black hole
+  -v, --verbose                          print the connect's report as a table, not a line
   --slow-aaaa MS                         (feature hickory) connect by name through an embedded
                                          DNS server whose AAAA answer comes after MS ms
 ";
@@ -45,6 +47,7 @@ struct Options {
     connector: Connector,
     blackhole_v6: bool,
     slow_aaaa: Option<Duration>,
+    verbose: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> {
@@ -69,6 +72,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Error> 
             "--timeout" => connector.timeout(Some(millis(args.next(), &arg)?)),
             "--blackhole-v6" => {
                 options.blackhole_v6 = true;
+                connector
+            }
+            "-v" | "--verbose" => {
+                options.verbose = true;
                 connector
             }
             "--slow-aaaa" if cfg!(feature = "hickory") => {
@@ -180,13 +187,20 @@ async fn run() -> Result<(), Error> {
         (target, connector) = by_name(&target, connector, delay).await?;
     }
 
-    let began = Instant::now();
-    let stream = connector.connect(&target).await?;
-    eprintln!(
-        "connected to {} in {:.1?}",
-        stream.peer_addr()?,
-        began.elapsed()
-    );
+    // The report goes to stderr with the other notes; stdout carries only the echo.
+    let (stream, report) = match connector.connect_reported(&target).await {
+        Ok(connected) => connected,
+        Err(error) => {
+            if let (true, Some(report)) = (options.verbose, error.report()) {
+                eprintln!("{report:#}");
+            }
+            return Err(error.into());
+        }
+    };
+    match options.verbose {
+        true => eprintln!("{report:#}"),
+        false => eprintln!("{report}"),
+    }
 
     let interactive = std::io::stdin().is_terminal();
     if interactive {
