@@ -224,7 +224,7 @@ type Ties = Vec<(&'static str, Scenario)>;
 /// function first checks that the model decides it as its name says.
 pub fn ties() -> Vec<(&'static str, Scenario)> {
     let mut ties = Vec::new();
-    let cases: [fn(&mut Ties); 11] = [
+    let cases: [fn(&mut Ties); 12] = [
         two_attempts_connecting_at_one_instant_the_earlier_started_wins,
         a_failure_at_a_stagger_tick_starts_one_attempt,
         a_connect_at_the_deadline_is_a_connect,
@@ -236,6 +236,7 @@ pub fn ties() -> Vec<(&'static str, Scenario)> {
         the_last_answer_at_the_deadline_is_too_late,
         answers_in_parts_start_and_join_the_race,
         an_answer_at_the_resolve_bound_still_joins_the_race,
+        an_attempt_that_ends_as_it_starts_comes_before_an_answer,
     ];
     for case in cases {
         case(&mut ties);
@@ -504,6 +505,43 @@ fn an_answer_at_the_resolve_bound_still_joins_the_race(ties: &mut Ties) {
     assert_eq!(trace.starts, [(v6(1), 1200), (v4(1), 1250)]);
     ties.push((
         "an_answer_at_the_resolve_bound_still_joins_the_race",
+        scenario,
+    ));
+}
+
+/// Found by the search on the core: at 100 ms an attempt fails, the next one starts and fails
+/// at once (as a connect to an unreachable network fails inside `connect(2)`), and an AAAA
+/// answer arrives. That failure is an attempt finished at this instant, so it comes before the
+/// answer: the IPv4 address left from the first answer starts, and connects, before the IPv6
+/// one is merged. The model used to take the answer first; the connector never did.
+fn an_attempt_that_ends_as_it_starts_comes_before_an_answer(ties: &mut Ties) {
+    let settings = both(super::Strategy::HappyEyeballs);
+    let scenario = Scenario {
+        source: Source::Parts {
+            aaaa: Some((100, Part::Addrs(vec![v6(1)]))),
+            a: Some((0, Part::Addrs(vec![v4(1), v4(2), v4(3)]))),
+        },
+        dials: [
+            (v4(1), Dial::Fail(50, ErrorKind::ConnectionRefused)),
+            (v4(2), Dial::Fail(0, ErrorKind::ConnectionRefused)),
+            (v4(3), Dial::Connect(0)),
+            (v6(1), Dial::Connect(0)),
+        ]
+        .into_iter()
+        .collect(),
+        settings,
+    };
+    let trace = super::expected(&scenario);
+    assert_eq!(trace.starts, [(v4(1), 50), (v4(2), 100), (v4(3), 100)]);
+    assert_eq!(
+        trace.end,
+        End::Won {
+            addr: v4(3),
+            at: 100
+        }
+    );
+    ties.push((
+        "an_attempt_that_ends_as_it_starts_comes_before_an_answer",
         scenario,
     ));
 }

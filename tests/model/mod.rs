@@ -28,7 +28,8 @@
 //! sequentially they go last; a new address starts at once if nothing runs or the stagger has
 //! passed since the last start, else at the tick. Answers are awaited until the bound; the
 //! connect fails with `AllAttemptsFailed` only once none is awaited any more. At one instant,
-//! attempts that finished come first, then answers, then the stagger tick, then the deadline,
+//! attempts that finished come first (an attempt that a failure started and that ends the
+//! instant it starts among them), then answers, then the stagger tick, then the deadline,
 //! and only then does the wait for answers end: an answer, even the last, at the deadline is
 //! too late, and the connect times out.
 //!
@@ -455,8 +456,12 @@ fn race(
         for _ in 0..failures {
             next_tick = start(now, &mut attempts, &mut pending, &mut last);
         }
-        if failures > 0 && !running(&attempts) && pending.is_empty() {
-            // Checked again at the top of the loop, before any answer at this instant.
+        let ends_now = attempts
+            .iter()
+            .any(|a| a.failed.is_none() && a.ends.is_some_and(|(at, _)| at == now));
+        if failures > 0 && (ends_now || (!running(&attempts) && pending.is_empty())) {
+            // Checked again at the top of the loop, before any answer at this instant: an
+            // attempt that ends the instant it starts is an attempt finished at this instant.
             continue;
         }
         // Then answers that arrived at this instant.
