@@ -21,6 +21,7 @@ use crate::connector::settings::{MIN_ATTEMPT_DELAY, Settings, Strategy};
 use crate::error::ConnectError;
 use crate::order::admission::IpFamilies;
 use crate::order::policy::AddressPolicy;
+use crate::race::core::Won;
 use crate::report::ConnectReport;
 use crate::report::event::{ConnectEvent, Hook};
 use crate::resolve::{Resolve, SharedResolver};
@@ -423,12 +424,28 @@ impl Connector {
         D: FnMut(SocketAddr) -> Fut,
         Fut: Future<Output = io::Result<S>>,
     {
+        let connecting = self.connect_with_call(target, token, false, dial);
+        async move { Ok(connecting.await?.stream) }
+    }
+
+    /// One `connect_with` call: `token` for the call, a report if `report`.
+    fn connect_with_call<T, D, Fut, S>(
+        &self,
+        target: T,
+        token: Option<CancellationToken>,
+        report: bool,
+        dial: D,
+    ) -> impl Future<Output = Result<Won<S>, ConnectError>> + use<T, D, Fut, S>
+    where
+        T: IntoTarget,
+        D: FnMut(SocketAddr) -> Fut,
+        Fut: Future<Output = io::Result<S>>,
+    {
         let target = target.into_target_or_input();
         let settings = self.settings.clone();
         async move {
             let target = target.as_ref().map_err(invalid)?;
-            let won = pipeline::connect(&settings, target, token.as_ref(), false, dial).await?;
-            Ok(won.stream)
+            pipeline::connect(&settings, target, token.as_ref(), report, dial).await
         }
     }
 
@@ -452,11 +469,9 @@ impl Connector {
         D: FnMut(SocketAddr) -> Fut,
         Fut: Future<Output = io::Result<S>>,
     {
-        let target = target.into_target_or_input();
-        let settings = self.settings.clone();
+        let connecting = self.connect_with_call(target, None, true, dial);
         async move {
-            let target = target.as_ref().map_err(invalid)?;
-            let won = pipeline::connect(&settings, target, None, true, dial).await?;
+            let won = connecting.await?;
             Ok((won.stream, reported(won.report)))
         }
     }
