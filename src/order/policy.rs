@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use crate::resolve::nat64::Nat64Prefix;
+
 /// Decides, after resolution and before any attempt, which addresses may be dialed.
 ///
 /// The check runs on the addresses actually dialed, so a DNS answer that changes between a
@@ -27,6 +29,8 @@ use std::sync::Arc;
 #[must_use = "a policy does nothing until it is given to a Connector"]
 pub struct AddressPolicy {
     rule: Rule,
+    /// The network's own NAT64 prefixes, judged by the IPv4 address inside.
+    nat64: Vec<Nat64Prefix>,
 }
 
 #[derive(Clone, Default)]
@@ -42,6 +46,7 @@ impl AddressPolicy {
     pub fn allow_all() -> Self {
         Self {
             rule: Rule::AllowAll,
+            nat64: Vec::new(),
         }
     }
 
@@ -49,6 +54,7 @@ impl AddressPolicy {
     pub fn deny_non_public() -> Self {
         Self {
             rule: Rule::DenyNonPublic,
+            nat64: Vec::new(),
         }
     }
 
@@ -56,14 +62,43 @@ impl AddressPolicy {
     pub fn custom(allow: impl Fn(&SocketAddr) -> bool + Send + Sync + 'static) -> Self {
         Self {
             rule: Rule::Custom(Arc::new(allow)),
+            nat64: Vec::new(),
         }
+    }
+
+    /// Judges an IPv6 address under `prefix`, a NAT64 prefix of the network the service runs
+    /// in (RFC 6052), by the IPv4 address it carries, as [`is_public`] judges the well-known
+    /// `64:ff9b::/96`: so that through a local translator `10.0.0.1` cannot be reached as
+    /// `2001:db8:64::a00:1`. For [`deny_non_public`](Self::deny_non_public); a
+    /// [`custom`](Self::custom) rule sees the IPv6 address (and can read the IPv4 one with
+    /// [`Nat64Prefix::extract`]). May be given more than once. Default is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use connect_any::{AddressPolicy, Nat64Prefix};
+    ///
+    /// let local = Nat64Prefix::new("2001:db8:64::".parse().unwrap(), 96).unwrap();
+    /// let policy = AddressPolicy::deny_non_public().nat64_prefix(local);
+    /// assert!(!policy.allows(&"[2001:db8:64::a00:1]:80".parse().unwrap()));
+    /// assert!(policy.allows(&"[2001:db8:64::808:808]:53".parse().unwrap()));
+    /// ```
+    pub fn nat64_prefix(mut self, prefix: Nat64Prefix) -> Self {
+        self.nat64.push(prefix);
+        self
     }
 
     /// Whether `addr` may be dialed.
     pub fn allows(&self, addr: &SocketAddr) -> bool {
         match &self.rule {
             Rule::AllowAll => true,
-            Rule::DenyNonPublic => is_public(addr.ip()),
+            Rule::DenyNonPublic => match (addr.ip(), self.nat64.as_slice()) {
+                (IpAddr::V6(v6), local) if !local.is_empty() => {
+                    let carried = local.iter().find_map(|prefix| prefix.extract(v6));
+                    carried.map_or_else(|| is_public_v6(v6), is_public_v4)
+                }
+                (ip, _) => is_public(ip),
+            },
             Rule::Custom(allow) => allow(addr),
         }
     }
@@ -79,7 +114,11 @@ impl fmt::Debug for AddressPolicy {
             Rule::AllowAll => "AddressPolicy::allow_all()",
             Rule::DenyNonPublic => "AddressPolicy::deny_non_public()",
             Rule::Custom(_) => "AddressPolicy::custom(..)",
-        })
+        })?;
+        for prefix in &self.nat64 {
+            write!(f, ".nat64_prefix({prefix})")?;
+        }
+        Ok(())
     }
 }
 
@@ -149,11 +188,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     let in_prefix = |net: [u16; 8], len: u32| {
         bits >> (128 - len) == u128::from(Ipv6Addr::from(net)) >> (128 - len)
     };
-    let low_v4 = Ipv4Addr::from(bits as u32);
-    if in_prefix([0, 0, 0, 0, 0, 0xffff, 0, 0], 96)
-        || in_prefix([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96)
-    {
-        return is_public_v4(low_v4);
+    if let Some(v4) = ip.to_ipv4_mapped().or(Nat64Prefix::WELL_KNOWN.extract(ip)) {
+        return is_public_v4(v4);
     }
     if segments[0] == 0x2002 {
         let [a, b] = segments[1].to_be_bytes();
@@ -248,6 +284,47 @@ mod tests {
             let ip: IpAddr = text.parse().unwrap();
             assert_eq!(is_public(ip), public, "{text}");
         }
+    }
+
+    /// Under a network's own NAT64 prefixes, `deny_non_public` judges the IPv4 address inside;
+    /// elsewhere nothing changes.
+    #[test]
+    fn a_local_nat64_prefix_is_judged_by_the_ipv4_inside() {
+        let prefix = |text: &str, len| Nat64Prefix::new(text.parse().unwrap(), len).unwrap();
+        let policy = AddressPolicy::deny_non_public()
+            .nat64_prefix(prefix("2001:db8:64::", 96))
+            .nat64_prefix(prefix("64:ff9b:1::", 48));
+        let table: &[(&str, bool)] = &[
+            // 2001:db8:64::/96 is documentation space, judged by the IPv4 inside here.
+            ("[2001:db8:64::a00:1]:80", false),
+            ("[2001:db8:64::7f00:1]:80", false),
+            ("[2001:db8:64::a9fe:a9fe]:80", false),
+            ("[2001:db8:64::808:808]:53", true),
+            // Local-use 64:ff9b:1::/48 (RFC 8215) with a /48 layout: 8.8.8.8 and 10.0.0.1.
+            ("[64:ff9b:1:808:8:800::]:53", true),
+            ("[64:ff9b:1:a00:0:100::]:80", false),
+            // The well-known prefix is judged as always; other documentation space is not public.
+            ("[64:ff9b::808:808]:53", true),
+            ("[64:ff9b::a00:1]:80", false),
+            ("[2001:db8:65::808:808]:53", false),
+            ("8.8.8.8:53", true),
+            ("10.0.0.1:80", false),
+        ];
+        for &(addr, allowed) in table {
+            assert_eq!(policy.allows(&addr.parse().unwrap()), allowed, "{addr}");
+        }
+        // Without the prefixes, those addresses are not public at all.
+        let plain = AddressPolicy::deny_non_public();
+        assert!(!plain.allows(&"[2001:db8:64::808:808]:53".parse().unwrap()));
+        assert!(!plain.allows(&"[64:ff9b:1:808:8:800::]:53".parse().unwrap()));
+        // The table's addresses are the RFC 6052 embeddings of the IPv4 addresses named.
+        let local_use = prefix("64:ff9b:1::", 48);
+        let eight = local_use.embed(std::net::Ipv4Addr::new(8, 8, 8, 8));
+        assert_eq!(eight, "64:ff9b:1:808:8:800::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            format!("{policy:?}"),
+            "AddressPolicy::deny_non_public().nat64_prefix(2001:db8:64::/96).nat64_prefix(64:ff9b:1::/48)"
+        );
     }
 
     #[test]

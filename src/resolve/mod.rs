@@ -7,6 +7,7 @@ pub(crate) mod getaddrinfo;
 #[cfg(feature = "hickory")]
 pub(crate) mod hickory;
 pub(crate) mod lookups;
+pub(crate) mod nat64;
 pub(crate) mod overrides;
 #[cfg(feature = "hickory")]
 pub(crate) mod rfc6724;
