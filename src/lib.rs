@@ -42,7 +42,7 @@ pub use report::{AddressSource, AnswerRecord, AttemptOutcome, AttemptRecord, Con
 pub use resolve::answers::{Answer, Answering, Family, FamilyErrors};
 #[cfg(feature = "hickory")]
 pub use resolve::hickory::HickoryResolver;
-pub use resolve::nat64::{Nat64Prefix, Nat64PrefixError};
+pub use resolve::nat64::{Nat64, Nat64Prefix, Nat64PrefixError};
 pub use resolve::system::SystemResolver;
 pub use resolve::{Resolve, Resolving};
 pub use target::error::TargetError;

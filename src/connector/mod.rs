@@ -24,6 +24,7 @@ use crate::order::policy::AddressPolicy;
 use crate::race::core::Won;
 use crate::report::ConnectReport;
 use crate::report::event::{ConnectEvent, Hook};
+use crate::resolve::nat64::Nat64;
 use crate::resolve::{Resolve, SharedResolver};
 use crate::target::IntoTarget;
 use crate::target::error::TargetError;
@@ -325,7 +326,8 @@ impl Connector {
             // Borrowed rather than moved out, so the future holds the target once.
             let target = target.as_ref().map_err(invalid)?;
             let dial = |addr| settings.socket.connect(addr);
-            let won = pipeline::connect(&settings, target, token.as_ref(), false, dial).await?;
+            let token = token.as_ref();
+            let won = pipeline::connect(&settings, target, token, false, dial).await?;
             Ok(won.stream)
         }
     }
@@ -474,6 +476,29 @@ impl Connector {
             let won = connecting.await?;
             Ok((won.stream, reported(won.report)))
         }
+    }
+
+    /// How to reach IPv4 destinations from a host without an IPv4 route to them: an IPv6-only
+    /// host behind NAT64 (IPv6-only cloud subnets, mobile networks), where a connect to
+    /// `192.0.2.1:80` would fail at once with "Network is unreachable".
+    ///
+    /// With [`Nat64::Automatic`] (the default), a host that has no IPv4 address but loopback
+    /// (read once per process from `getifaddrs`, without sending anything) dials each IPv4
+    /// destination as its synthesized IPv6 address (RFC 6052), in the IPv4 address's place in
+    /// the race: literals, overrides' addresses and A answers alike. The prefix is learnt from
+    /// the resolver's answer for `ipv4only.arpa` (RFC 7050) on the first connect that needs
+    /// it, kept ten minutes (a failed lookup: one minute), and asked within the connect's
+    /// timeouts. On a host with IPv4 addresses, a connect whose attempts fail for want of a
+    /// route (`ENETUNREACH` from `connect(2)`: nothing was sent) returns that error, and the
+    /// connector's later connects synthesize. A host with IPv4 routes never asks for
+    /// `ipv4only.arpa`.
+    ///
+    /// [`Nat64::Prefix`] gives the prefix outright; [`Nat64::Off`] turns all of it off.
+    /// Addresses in 0/8, 127/8 and 169.254/16 and the broadcast address are never
+    /// synthesized, and the address policy judges the IPv4 address, as given or resolved.
+    /// Default is [`Nat64::Automatic`].
+    pub fn nat64(self, nat64: Nat64) -> Self {
+        self.with(|s| s.nat64 = nat64)
     }
 
     /// Calls `hook` with each event of every connect as it happens: an answer arrived, an

@@ -28,6 +28,7 @@ use crate::race::running::Dialing;
 use crate::report::AddressSource;
 use crate::report::observer::{Observer, Observing};
 use crate::resolve::gather::{Gathered, Later, Unanswered, gather};
+use crate::resolve::nat64::{Nat64, Nat64Prefix, host_has_ipv4, may_synthesize, synthesize};
 use crate::target::Target;
 
 /// The addresses to race, in order, the answers still to come, and what the winner memory
@@ -104,13 +105,25 @@ where
 }
 
 /// The target's one address, when nothing needs resolving, ordering, remembering or
-/// staggering: an IP literal of an allowed family that the address policy allows.
+/// staggering: an IP literal of an allowed family that the address policy allows, and not an
+/// IPv4 address on a host known to need NAT64 for it.
 #[inline]
 pub(crate) fn direct_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> {
     match target.addrs() {
-        [one] if settings.families.allows(one) && settings.policy.allows(one) => Some(*one),
+        [one] if settings.families.allows(one) && settings.policy.allows(one) => {
+            let synthesized = may_synthesize(one) && synthesizes(settings);
+            (!synthesized).then_some(*one)
+        }
         _ => None,
     }
+}
+
+/// Whether IPv4 destinations are reached through NAT64 on this connector's host: it has no
+/// IPv4 address, or a connect found an IPv4 destination without a route.
+#[inline]
+fn synthesizes(settings: &Settings) -> bool {
+    let state = &settings.nat64_state;
+    settings.nat64 != Nat64::Off && (state.without_ipv4() || !host_has_ipv4())
 }
 
 /// One attempt, bounded by the deadline and the tokens with the race's tie rules; the log is
@@ -160,6 +173,7 @@ where
     .await;
     let now = Instant::now();
     let (outcome, log) = direct_outcome(ended, addr, began, now);
+    note_missing_routes(settings, &outcome, &log);
     settle(settings, target, outcome, log, None, || now)
 }
 
@@ -223,6 +237,13 @@ where
     if let Some(recording) = recording {
         recording.adaptive_delay = matches!(settings.stagger(), Stagger::Adaptive(_));
     }
+    // Learnt first, while the future holds little else; boxed, so that a connect that needs
+    // no NAT64 carries none of its state.
+    let literals = target.name_and_port().is_none();
+    let may_need_nat64 = !literals || target.addrs().iter().any(may_synthesize);
+    if may_need_nat64 && synthesizes(settings) {
+        Box::pin(nat64_prefix(settings, limits)).await;
+    }
     // Taken apart here, so that the race's state keeps only what is used after it.
     let Addresses {
         addrs,
@@ -242,10 +263,56 @@ where
     if let (Some(key), Some(recalled)) = (key, recalled) {
         log.forget_on_failure(&settings.memory, key, recalled);
     }
-    let pace = pace(settings, limits);
-    let outcome = race(addrs.into_owned(), later, pace, &mut dial, &mut log).await;
+    let outcome = {
+        let mut dial = |addr| dial(dialed(settings, addr));
+        let pace = pace(settings, limits);
+        race(addrs.into_owned(), later, pace, &mut dial, &mut log).await
+    };
+    note_missing_routes(settings, &outcome, &log);
     let memory = key.map(|key| (key, remembered));
     settle(settings, target, outcome, log, memory, Instant::now)
+}
+
+/// Notes, after a race that ended with `outcome`, whether an IPv4 destination had no route
+/// (every attempt failed, some for want of one): later connects then go through NAT64.
+fn note_missing_routes<S>(settings: &Settings, outcome: &Outcome<S>, log: &Log<'_>) {
+    let all_failed = matches!(outcome, Outcome::AllFailed);
+    if all_failed && settings.nat64 != Nat64::Off && log.failed_for_want_of_a_route() {
+        settings.nat64_state.found_without_ipv4();
+    }
+}
+
+/// The NAT64 prefix to dial IPv4 addresses through, learnt within the connect's deadline and
+/// tokens; `None` if none could be had.
+async fn nat64_prefix(settings: &Settings, limits: Limits<'_>) -> Option<Nat64Prefix> {
+    let learning = settings
+        .nat64_state
+        .prefix(settings.nat64, &settings.resolver);
+    match bounded(learning, limits.deadline, limits.cancel).await {
+        Bounded::Done(Ok(prefix)) => Some(prefix),
+        Bounded::Done(Err(error)) => {
+            tracing::debug!(%error, "no NAT64 prefix");
+            None
+        }
+        Bounded::TimedOut | Bounded::Cancelled => None,
+    }
+}
+
+/// The address to dial for `addr`: its NAT64 form for an IPv4 address that may be synthesized,
+/// when this host reaches IPv4 through NAT64 and a prefix is at hand.
+#[inline]
+fn dialed(settings: &Settings, addr: SocketAddr) -> SocketAddr {
+    if addr.is_ipv6() || !synthesizes(settings) {
+        return addr;
+    }
+    let Some(prefix) = settings.nat64_state.at_hand(settings.nat64) else {
+        return addr;
+    };
+    let dialed = synthesize(prefix, addr);
+    if dialed != addr {
+        tracing::debug!(%addr, %dialed, "dialing through NAT64");
+    }
+    dialed
 }
 
 /// `result` with the report attached, if `log` recorded one, and told to the event hook, if

@@ -12,6 +12,7 @@ use crate::order::policy::AddressPolicy;
 use crate::race::core::Stagger;
 use crate::report::event::Hook;
 use crate::resolve::SharedResolver;
+use crate::resolve::nat64::{Nat64, Nat64State};
 use crate::resolve::overrides::Overrides;
 use crate::resolve::system::SystemResolver;
 
@@ -61,6 +62,8 @@ pub(crate) struct Settings {
     pub(crate) overrides: Overrides,
     pub(crate) policy: AddressPolicy,
     pub(crate) hook: Option<Hook>,
+    pub(crate) nat64: Nat64,
+    pub(crate) nat64_state: Arc<Nat64State>,
 }
 
 impl Settings {
@@ -100,6 +103,8 @@ impl Default for Settings {
             overrides: Overrides::default(),
             policy: AddressPolicy::allow_all(),
             hook: None,
+            nat64: Nat64::default(),
+            nat64_state: Arc::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::report::event::EventKind;
 use crate::report::observer::Observing;
 use crate::report::recording::{Recording, Started};
 use crate::resolve::answers::Family;
+use crate::resolve::nat64::is_no_route;
 
 /// One started attempt.
 #[derive(Debug)]
@@ -77,6 +78,14 @@ impl<'m> Log<'m> {
         if let Some(observer) = &mut self.observing {
             observer.answer(family, addrs, now);
         }
+    }
+
+    /// Whether an attempt to an IPv4 address failed for want of a route.
+    pub(crate) fn failed_for_want_of_a_route(&self) -> bool {
+        self.records.iter().any(|record| {
+            let no_route = record.failure.as_ref().is_some_and(|(e, _)| is_no_route(e));
+            record.addr.is_ipv4() && no_route
+        })
     }
 
     /// Notes the addresses left unstarted when the race ended.

@@ -1,8 +1,17 @@
-//! NAT64 prefixes (RFC 6052): where an IPv4 address sits inside an IPv6 address, and how a
-//! prefix is read from a DNS64 server's answer for `ipv4only.arpa` (RFC 7050).
+//! NAT64 (RFC 6052, RFC 7050, RFC 8305 §7): where an IPv4 address sits inside an IPv6
+//! address, how a prefix is learnt from a DNS64 server's answer for `ipv4only.arpa`, and the
+//! connector's NAT64 state.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::resolve::SharedResolver;
 
 /// The prefix lengths RFC 6052 §2.2 allows.
 const LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
@@ -129,6 +138,207 @@ impl Nat64Prefix {
     }
 }
 
+/// How a connector reaches IPv4 destinations from a host that has no IPv4 route to them (an
+/// IPv6-only host behind NAT64, RFC 8305 §7); see [`Connector::nat64`](crate::Connector::nat64).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Nat64 {
+    /// When a connect to an IPv4 address fails for want of a route, learn the network's
+    /// prefix by asking the connector's resolver for `ipv4only.arpa` (RFC 7050) and dial the
+    /// synthesized IPv6 address instead. The default.
+    #[default]
+    Automatic,
+    /// As `Automatic`, with this prefix; nothing is asked.
+    Prefix(Nat64Prefix),
+    /// Never synthesize: an IPv4 address without a route fails as the system says.
+    Off,
+}
+
+/// How long a learnt prefix is used before it is asked for again: the resolvers' answers carry
+/// no TTL here, so a fixed time (RFC 7050 §3 bounds it by the answer's TTL; ten minutes is a
+/// common DNS64 TTL).
+const LEARNT_FOR: Duration = Duration::from_secs(600);
+
+/// How long a failed attempt to learn a prefix keeps a connector from asking again: so that
+/// on a host without IPv4 and without NAT64, connects do not each wait for a DNS query.
+const UNLEARNT_FOR: Duration = Duration::from_secs(60);
+
+/// What a connector learnt of its network's NAT64 prefix, and until when it holds.
+#[derive(Clone, Copy, Debug)]
+enum Learnt {
+    Prefix(Nat64Prefix, Instant),
+    Nothing(Instant),
+}
+
+/// A connector's NAT64 state, shared by its clones: whether an IPv4 destination has been
+/// found without a route (so that later connects synthesize at once), and the prefix learnt.
+#[derive(Debug, Default)]
+pub(crate) struct Nat64State {
+    without_ipv4: AtomicBool,
+    learnt: Mutex<Option<Learnt>>,
+}
+
+impl Nat64State {
+    /// Whether a connect has found an IPv4 destination without a route. Read on every connect
+    /// to an IPv4 literal: one atomic load.
+    #[inline]
+    pub(crate) fn without_ipv4(&self) -> bool {
+        self.without_ipv4.load(Ordering::Relaxed)
+    }
+
+    /// Notes that an IPv4 destination had no route.
+    pub(crate) fn found_without_ipv4(&self) {
+        if !self.without_ipv4.swap(true, Ordering::Relaxed) {
+            tracing::debug!("an IPv4 destination had no route: IPv4 goes through NAT64 now");
+        }
+    }
+
+    /// The prefix to synthesize with, if one is at hand now: the one `nat64` gives, or the
+    /// one learnt within the last ten minutes.
+    pub(crate) fn at_hand(&self, nat64: Nat64) -> Option<Nat64Prefix> {
+        match (nat64, *self.lock()) {
+            (Nat64::Prefix(prefix), _) => Some(prefix),
+            (Nat64::Automatic, Some(Learnt::Prefix(prefix, until))) => {
+                (Instant::now() < until).then_some(prefix)
+            }
+            _ => None,
+        }
+    }
+
+    /// The prefix to synthesize with: the one `nat64` gives, or the one learnt within the
+    /// last ten minutes, or one learnt now from `resolver`'s answer for `ipv4only.arpa`
+    /// (asked at most once a minute while it reveals none).
+    ///
+    /// # Errors
+    ///
+    /// NAT64 is off, or no answer revealed a prefix (the resolver's error, or `NotFound`).
+    pub(crate) async fn prefix(
+        &self,
+        nat64: Nat64,
+        resolver: &SharedResolver,
+    ) -> io::Result<Nat64Prefix> {
+        let none = || io::Error::new(io::ErrorKind::NotFound, "no NAT64 prefix");
+        let now = Instant::now();
+        match (nat64, *self.lock()) {
+            (Nat64::Prefix(prefix), _) => return Ok(prefix),
+            (Nat64::Off, _) => return Err(io::Error::other("NAT64 is off")),
+            (_, Some(Learnt::Prefix(prefix, until))) if now < until => return Ok(prefix),
+            (_, Some(Learnt::Nothing(until))) if now < until => return Err(none()),
+            _ => {}
+        }
+        let answer = resolver.resolve("ipv4only.arpa", 0).await;
+        let learnt = answer.as_ref().ok().and_then(|addrs| {
+            addrs.iter().find_map(|addr| match addr.ip() {
+                IpAddr::V6(v6) => Nat64Prefix::from_ipv4only_answer(v6),
+                IpAddr::V4(_) => None,
+            })
+        });
+        let now = Instant::now();
+        let held = |lasting| now.checked_add(lasting).unwrap_or(now);
+        match learnt {
+            Some(prefix) => {
+                tracing::debug!(%prefix, "NAT64 prefix learnt from ipv4only.arpa");
+                *self.lock() = Some(Learnt::Prefix(prefix, held(LEARNT_FOR)));
+                Ok(prefix)
+            }
+            None => {
+                tracing::debug!(?answer, "ipv4only.arpa revealed no NAT64 prefix");
+                *self.lock() = Some(Learnt::Nothing(held(UNLEARNT_FOR)));
+                Err(answer.err().unwrap_or_else(none))
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Learnt>> {
+        self.learnt
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether `addr` is an IPv4 address that may be reached through NAT64 (HEv3 §8: never 0/8,
+/// 127/8, 169.254/16 or the broadcast address, which stay on the host or its link).
+pub(crate) fn may_synthesize(addr: &SocketAddr) -> bool {
+    let SocketAddr::V4(v4) = addr else {
+        return false;
+    };
+    let ip = *v4.ip();
+    let [first, second, ..] = ip.octets();
+    !(first == 0 || first == 127 || (first, second) == (169, 254) || ip.is_broadcast())
+}
+
+/// Whether this host has an IPv4 address other than loopback (RFC 6724's "no IPv4 source"
+/// test, made once per process from the interface list, without sending anything): an
+/// IPv6-only host has none, and reaches IPv4 destinations only through NAT64.
+pub(crate) fn host_has_ipv4() -> bool {
+    static HAS_IPV4: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS_IPV4.get_or_init(|| {
+        let has = interface_ipv4().is_none_or(|mut addrs| addrs.any(|v4| !v4.is_loopback()));
+        if !has {
+            tracing::debug!("no IPv4 address on this host: IPv4 destinations go through NAT64");
+        }
+        has
+    })
+}
+
+/// The IPv4 addresses of this host's interfaces, or `None` if they cannot be listed (then the
+/// host is taken to have IPv4).
+#[cfg(unix)]
+fn interface_ipv4() -> Option<impl Iterator<Item = Ipv4Addr>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `getifaddrs` writes a list it allocated into `list`, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return None;
+    }
+    let mut found = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list `getifaddrs` returned, not yet freed.
+        let node = unsafe { &*entry };
+        // SAFETY: a non-null `ifa_addr` points to a `sockaddr` whose family says its type.
+        if let Some(addr) = unsafe { node.ifa_addr.as_ref() }
+            && i32::from(addr.sa_family) == libc::AF_INET
+        {
+            // SAFETY: an `AF_INET` address is a `sockaddr_in`.
+            let v4 = unsafe { &*node.ifa_addr.cast::<libc::sockaddr_in>() };
+            found.push(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)));
+        }
+        entry = node.ifa_next;
+    }
+    // SAFETY: `list` came from `getifaddrs` and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Some(found.into_iter())
+}
+
+#[cfg(not(unix))]
+fn interface_ipv4() -> Option<std::iter::Empty<Ipv4Addr>> {
+    None
+}
+
+/// Whether `error`, from a connect to an IPv4 address, says there is no IPv4 route: the
+/// system's `ENETUNREACH`, or `EAFNOSUPPORT` on a host without IPv4 at all. Only the system's
+/// own errors count: nothing was sent, so trying the synthesized address costs no time.
+pub(crate) fn is_no_route(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    return matches!(
+        error.raw_os_error(),
+        Some(libc::ENETUNREACH | libc::EAFNOSUPPORT)
+    );
+    #[cfg(not(unix))]
+    return error.raw_os_error().is_some() && error.kind() == io::ErrorKind::NetworkUnreachable;
+}
+
+/// The address to dial for `addr` with `prefix`: its synthesized IPv6 form for an IPv4 address
+/// that [may be synthesized](may_synthesize), else `addr` itself.
+pub(crate) fn synthesize(prefix: Nat64Prefix, addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if may_synthesize(&addr) => {
+            SocketAddr::new(IpAddr::V6(prefix.embed(*v4.ip())), v4.port())
+        }
+        other => other,
+    }
+}
+
 impl fmt::Debug for Nat64Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -227,5 +437,46 @@ mod tests {
         // No well-known address inside: no prefix.
         assert_eq!(found("2001:db8::1"), None);
         assert_eq!(found("64:ff9b::c000:221"), None);
+    }
+
+    #[test]
+    fn synthesizes_only_what_may_leave_the_host() {
+        let port = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 80);
+        let prefix = Nat64Prefix::WELL_KNOWN;
+        assert_eq!(
+            synthesize(prefix, port("192.0.2.1")),
+            port("64:ff9b::c000:201")
+        );
+        assert_eq!(synthesize(prefix, port("10.0.0.1")), port("64:ff9b::a00:1"));
+        for kept in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "127.9.9.9",
+            "169.254.1.1",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::1",
+        ] {
+            assert_eq!(synthesize(prefix, port(kept)), port(kept), "{kept}");
+        }
+    }
+
+    #[test]
+    fn only_the_systems_own_no_route_errors_count() {
+        assert!(is_no_route(&io::Error::from_raw_os_error(
+            libc::ENETUNREACH
+        )));
+        assert!(is_no_route(&io::Error::from_raw_os_error(
+            libc::EAFNOSUPPORT
+        )));
+        assert!(!is_no_route(&io::Error::from_raw_os_error(
+            libc::ECONNREFUSED
+        )));
+        assert!(!is_no_route(&io::Error::from_raw_os_error(
+            libc::EHOSTUNREACH
+        )));
+        let scripted = io::Error::new(io::ErrorKind::NetworkUnreachable, "scripted");
+        assert!(!is_no_route(&scripted));
     }
 }
