@@ -159,3 +159,43 @@ async fn routes_or_off_mean_no_nat64() {
     );
     assert_eq!(resolver.calls.load(Ordering::SeqCst), 0);
 }
+
+/// A DNS64 server's AAAA answer under the prefix stands for the IPv4 address inside: the
+/// address policy judges that address (an operator's prefix in public address space must not
+/// carry a request to 10.0.0.1), and the same address in the A answer is not dialed twice.
+#[tokio::test]
+async fn dns64_answers_count_as_the_ipv4_address_inside() {
+    let local = Nat64Prefix::new("2a00:1450:64::".parse().unwrap(), 96).unwrap();
+    let answers = [
+        addr("[2a00:1450:64::a00:1]:80"),
+        addr("[2a00:1450:64::808:808]:80"),
+        addr("8.8.8.8:80"),
+    ];
+    let connector = Connector::new()
+        .nat64(Nat64::Prefix(local))
+        .resolver(FixedResolver::new("dns64.test", &answers))
+        .address_policy(connect_any::AddressPolicy::deny_non_public());
+    let (dial, dialed) = ipv6_only();
+
+    // This host has IPv4 addresses: 8.8.8.8 is dialed as it is, once, and finds no route.
+    let first = connector.connect_with("dns64.test:80", dial.clone()).await;
+    let Err(ConnectError::AllAttemptsFailed { attempts, .. }) = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(*dialed.lock().unwrap(), [addr("8.8.8.8:80")]);
+
+    // From then on, through the prefix; 10.0.0.1's synthesis is never dialed.
+    dialed.lock().unwrap().clear();
+    let (stream, report) = connector
+        .connect_with_reported("dns64.test:80", dial.clone())
+        .await
+        .unwrap();
+    assert_eq!(stream, addr("[2a00:1450:64::808:808]:80"));
+    assert_eq!(
+        *dialed.lock().unwrap(),
+        [addr("[2a00:1450:64::808:808]:80")]
+    );
+    assert_eq!(report.attempts().len(), 1, "{report:#}");
+    assert_eq!(report.attempts()[0].addr(), addr("8.8.8.8:80"));
+}

@@ -493,6 +493,10 @@ impl Connector {
     /// connector's later connects synthesize. A host with IPv4 routes never asks for
     /// `ipv4only.arpa`.
     ///
+    /// Once a prefix is at hand, an AAAA answer under it (a DNS64 server's synthesis) is taken
+    /// as the IPv4 address inside: ordered as IPv4, judged by the address policy as IPv4, and
+    /// not dialed twice when the A answer has it too.
+    ///
     /// [`Nat64::Prefix`] gives the prefix outright; [`Nat64::Off`] turns all of it off.
     /// Addresses in 0/8, 127/8 and 169.254/16 and the broadcast address are never
     /// synthesized, and the address policy judges the IPv4 address, as given or resolved.

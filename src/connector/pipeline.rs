@@ -18,7 +18,7 @@ use crate::error::{ConnectError, Stage};
 use crate::limits::{
     Bounded, Cancel, bounded, deadline_after, earliest, is_past, timers_available,
 };
-use crate::order::admission::Admission;
+use crate::order::admission::{Admission, IpFamilies};
 use crate::order::interleave::{interleave, promote};
 use crate::race::attempts::Attempts;
 use crate::race::core::{Outcome, Stagger, Won};
@@ -265,7 +265,10 @@ where
     }
     let outcome = {
         let mut dial = |addr| dial(dialed(settings, addr));
-        let pace = pace(settings, limits);
+        let pace = Pace {
+            remembered: recalled,
+            ..pace(settings, limits)
+        };
         race(addrs.into_owned(), later, pace, &mut dial, &mut log).await
     };
     note_missing_routes(settings, &outcome, &log);
@@ -387,6 +390,7 @@ fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
         attempt_timeout: settings.attempt_timeout,
         deadline: limits.deadline,
         cancel: limits.cancel,
+        remembered: None,
     }
 }
 
@@ -484,50 +488,51 @@ async fn addresses<'a>(
     limits: Limits<'_>,
     observing: &mut Observing<'_>,
 ) -> Result<Addresses<'a>, ConnectError> {
-    let mut found = Addresses {
-        addrs: Cow::Borrowed(target.addrs()),
+    // Built only after the resolver's wait, so that the wait's state does not hold it.
+    let listed = |addrs| Addresses {
+        addrs,
         later: None,
         key: None,
         remembered: None,
         recalled: None,
     };
-    match (target.name_and_port(), target.addrs()) {
-        (Some((name, port)), _) => match settings.overrides.find(name, port) {
-            Some(given) => {
-                source(observing, AddressSource::Override);
-                found.addrs = Cow::Owned(admit(settings, target, given)?);
-            }
-            None => {
-                source(observing, AddressSource::Resolver);
-                // The resolver's answers are filtered by family and policy as they come.
-                let mut gathered = resolve(settings, target, name, port, limits, observing).await?;
-                // A disabled memory is not even locked.
-                let key = settings
-                    .memory
-                    .is_enabled()
-                    .then(|| HostKey::new(name, port));
-                let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
-                found.remembered =
-                    recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
-                let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
-                if let (Some(remembered), Some(recording)) = (found.remembered, recording) {
-                    recording.remembered = Some(remembered.addr);
-                }
-                found.recalled = recalled.map(|recalled| recalled.addr);
-                if let Some(later) = &mut gathered.later {
-                    later.joining.remembered = found.recalled;
-                }
-                found.addrs = Cow::Owned(gathered.addrs);
-                found.later = gathered.later;
-                found.key = key;
-                return Ok(found);
-            }
-        },
+    let (name, port) = match (target.name_and_port(), target.addrs()) {
+        (Some(named), _) => named,
         // One literal that needs no filtering is dialed where it is, not copied.
-        (None, [one]) if settings.families.allows(one) && settings.policy.allows_all() => {}
-        (None, listed) => found.addrs = Cow::Owned(admit(settings, target, listed.to_vec())?),
+        (None, [one]) if settings.families.allows(one) && settings.policy.allows_all() => {
+            return Ok(listed(Cow::Borrowed(target.addrs())));
+        }
+        (None, addrs) => {
+            let admitted = admit(settings, target, addrs.to_vec())?;
+            return Ok(listed(Cow::Owned(admitted)));
+        }
+    };
+    if let Some(given) = settings.overrides.find(name, port) {
+        source(observing, AddressSource::Override);
+        return Ok(listed(Cow::Owned(admit(settings, target, given)?)));
     }
-    Ok(found)
+    source(observing, AddressSource::Resolver);
+    // The resolver's answers are filtered by family and policy as they come.
+    let mut gathered = resolve(settings, target, name, port, limits, observing).await?;
+    // A disabled memory is not even locked.
+    let key = settings
+        .memory
+        .is_enabled()
+        .then(|| HostKey::new(name, port));
+    let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
+    let remembered = recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
+    let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
+    if let (Some(remembered), Some(recording)) = (remembered, recording) {
+        recording.remembered = Some(remembered.addr);
+    }
+    let recalled = recalled.map(|recalled| recalled.addr);
+    Ok(Addresses {
+        addrs: Cow::Owned(gathered.addrs),
+        later: gathered.later,
+        key,
+        remembered,
+        recalled,
+    })
 }
 
 /// Notes where the addresses came from, if a report is written.
@@ -562,9 +567,16 @@ pub(crate) fn admit(
 }
 
 fn admission(settings: &Settings) -> Admission<'_> {
+    // Only a host that goes through NAT64, or was given a prefix, looks one up; with one
+    // family filtered, addresses keep the family they came as.
+    let nat64 = matches!(settings.nat64, Nat64::Prefix(_)) || synthesizes(settings);
+    let looked_up = nat64 && settings.families == IpFamilies::Both;
     Admission {
         families: settings.families,
         policy: &settings.policy,
+        dns64: looked_up
+            .then(|| settings.nat64_state.at_hand(settings.nat64))
+            .flatten(),
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use crate::order::policy::AddressPolicy;
+use crate::resolve::nat64::Nat64Prefix;
 
 /// Which address families a connector dials.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -33,6 +34,11 @@ impl IpFamilies {
 pub(crate) struct Admission<'a> {
     pub(crate) families: IpFamilies,
     pub(crate) policy: &'a AddressPolicy,
+    /// The NAT64 prefix at hand, if any: an IPv6 address under it (a DNS64 server's
+    /// synthesis) is taken as the IPv4 address inside, so that it is judged, de-duplicated
+    /// and ordered as the IPv4 address it stands for (HEv3 §8), and dialed through the prefix
+    /// where IPv4 has no route.
+    pub(crate) dns64: Option<Nat64Prefix>,
 }
 
 impl Admission<'_> {
@@ -51,6 +57,11 @@ impl Admission<'_> {
             0 => *addrs = list,
             _ => addrs.extend(list),
         }
+        if let Some(prefix) = self.dns64 {
+            addrs[start..]
+                .iter_mut()
+                .for_each(|addr| *addr = unsynthesized(prefix, *addr));
+        }
         let judge = |addr: &SocketAddr| {
             if !self.families.allows(addr) {
                 filtered += 1;
@@ -66,6 +77,17 @@ impl Admission<'_> {
         let judges = self.families != IpFamilies::Both || !self.policy.allows_all();
         keep_new(addrs, start, judges.then_some(judge));
         filtered
+    }
+}
+
+/// The IPv4 address that `addr` stands for, if it is under `prefix`; else `addr`.
+fn unsynthesized(prefix: Nat64Prefix, addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match prefix.extract(*v6.ip()) {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
     }
 }
 
@@ -130,7 +152,12 @@ mod tests {
         policy: &AddressPolicy,
     ) -> (Vec<SocketAddr>, Vec<SocketAddr>, usize) {
         let (mut admitted, mut refused) = (Vec::new(), Vec::new());
-        let filtered = Admission { families, policy }.admit(list, &mut admitted, &mut refused);
+        let admission = Admission {
+            families,
+            policy,
+            dns64: None,
+        };
+        let filtered = admission.admit(list, &mut admitted, &mut refused);
         (admitted, refused, filtered)
     }
 
@@ -164,6 +191,7 @@ mod tests {
         let admission = Admission {
             families: IpFamilies::Both,
             policy: &all,
+            dns64: None,
         };
         let (mut kept, mut refused) = (Vec::new(), Vec::new());
         admission.admit(addrs("61 41"), &mut kept, &mut refused);
@@ -185,5 +213,28 @@ mod tests {
             admitted(list, IpFamilies::V6Only, &all),
             (vec![], vec![], 40)
         );
+    }
+
+    /// A DNS64 server's synthesis is taken as the IPv4 address inside: judged by the policy as
+    /// that address, and a repeat of it when the A answer has it too.
+    #[test]
+    fn a_dns64_address_counts_as_the_ipv4_address_inside() {
+        let socket = |text: &str| text.parse::<SocketAddr>().unwrap();
+        let public = AddressPolicy::deny_non_public();
+        let admission = Admission {
+            families: IpFamilies::Both,
+            policy: &public,
+            dns64: Some(Nat64Prefix::new("2001:db8:64::".parse().unwrap(), 96).unwrap()),
+        };
+        let (mut kept, mut refused) = (Vec::new(), Vec::new());
+        let aaaa = [
+            "[2001:db8:64::808:808]:53",
+            "[2001:db8:64::a00:1]:53",
+            "[2606:4700::1]:53",
+        ];
+        admission.admit(aaaa.map(socket).to_vec(), &mut kept, &mut refused);
+        admission.admit(vec![socket("8.8.8.8:53")], &mut kept, &mut refused);
+        assert_eq!(kept, [socket("8.8.8.8:53"), socket("[2606:4700::1]:53")]);
+        assert_eq!(refused, [socket("10.0.0.1:53")]);
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Pace<'a> {
     /// No attempt starts at or after this instant, and the race ends there.
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: Cancel<'a>,
+    /// The remembered winner, to go first when a late answer brings it.
+    pub(crate) remembered: Option<SocketAddr>,
 }
 
 pin_project! {
@@ -67,7 +69,7 @@ where
 {
     let awaited = later.as_ref().map(|later| Awaited {
         until: later.joining.until,
-        remembered: later.joining.remembered,
+        remembered: pace.remembered,
     });
     Race {
         core: Core::new(addrs, awaited, pace.stagger, pace.deadline, log),

@@ -285,6 +285,7 @@ fn connect(
             let admission = Admission {
                 families: settings.families,
                 policy: &settings.policy,
+                dns64: None,
             };
             let until = earliest(deadline, resolve_deadline);
             let mut waiting = Waiting::new(admission, settings.resolution_delay, until);
@@ -341,7 +342,7 @@ fn race(
 ) -> Outcome<()> {
     let awaited = joining.as_ref().map(|joining| Awaited {
         until: joining.until,
-        remembered: joining.remembered,
+        remembered: None,
     });
     let mut core = Core::new(addrs, awaited, settings.stagger(), deadline, log);
     let began = world.borrow().now();

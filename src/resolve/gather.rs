@@ -214,7 +214,6 @@ impl<'a> Waiting<'a> {
             until: self.until,
             seen: Box::new(addrs.iter().copied().collect()),
             admission: self.admission,
-            remembered: None,
         });
         (addrs, joining)
     }
@@ -265,8 +264,6 @@ pub(crate) struct Joining<'a> {
     #[allow(clippy::box_collection)]
     seen: Box<HashSet<SocketAddr>>,
     admission: Admission<'a>,
-    /// The remembered winner, to go first when its answer arrives.
-    pub(crate) remembered: Option<SocketAddr>,
 }
 
 impl Joining<'_> {

@@ -196,12 +196,13 @@ impl Nat64State {
     /// The prefix to synthesize with, if one is at hand now: the one `nat64` gives, or the
     /// one learnt within the last ten minutes.
     pub(crate) fn at_hand(&self, nat64: Nat64) -> Option<Nat64Prefix> {
-        match (nat64, *self.lock()) {
-            (Nat64::Prefix(prefix), _) => Some(prefix),
-            (Nat64::Automatic, Some(Learnt::Prefix(prefix, until))) => {
-                (Instant::now() < until).then_some(prefix)
-            }
-            _ => None,
+        match nat64 {
+            Nat64::Prefix(prefix) => Some(prefix),
+            Nat64::Off => None,
+            Nat64::Automatic => match *self.lock() {
+                Some(Learnt::Prefix(prefix, until)) => (Instant::now() < until).then_some(prefix),
+                _ => None,
+            },
         }
     }
 
