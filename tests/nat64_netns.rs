@@ -1,8 +1,9 @@
-//! NAT64 on real sockets, in a network namespace of the test's own (Linux, root): loopback
-//! without 127.0.0.1, the synthesized address of 192.0.2.1 under `64:ff9b::/96` on it with a
-//! listener, and a DNS server on `[::1]` answering `ipv4only.arpa` as a DNS64 server. Never on
-//! the machine's own interfaces: the test runs itself again under `unshare -n` and sets up
-//! only that namespace. Where the namespace cannot be made, it says it skipped.
+//! NAT64 on real sockets, in network namespaces of the tests' own (Linux, root): the
+//! synthesized address of 192.0.2.1 under `64:ff9b::/96` on loopback with a listener, and a
+//! DNS server on `[::1]` answering `ipv4only.arpa` as a DNS64 server; loopback without
+//! 127.0.0.1 (an IPv6-only host), or with an IPv4 address but no default route. Never on the
+//! machine's own interfaces: each test runs itself again under `unshare -n` and sets up only
+//! that namespace. Where the namespace cannot be made, it says it skipped.
 #![cfg(all(target_os = "linux", feature = "hickory"))]
 
 mod common;
@@ -17,20 +18,44 @@ use connect_any::Connector;
 use dns::{Behaviour, dns_server_on, resolver};
 use tokio::net::TcpListener;
 
-const TEST: &str = "an_ipv6_only_host_reaches_ipv4_through_nat64";
 /// Set in the run inside the namespace.
 const INSIDE: &str = "CONNECT_ANY_NAT64_NAMESPACE";
 
+/// Loopback's IPv4 side in each namespace.
+#[derive(Clone, Copy)]
+enum Ipv4 {
+    /// None: an IPv6-only host.
+    Nothing,
+    /// 10.1.0.1/32 besides 127.0.0.1, and no default route.
+    NoDefaultRoute,
+}
+
 #[test]
 fn an_ipv6_only_host_reaches_ipv4_through_nat64() {
+    in_a_namespace(
+        "an_ipv6_only_host_reaches_ipv4_through_nat64",
+        Ipv4::Nothing,
+    );
+}
+
+#[test]
+fn a_host_without_a_default_route_reaches_the_rest_through_nat64() {
+    in_a_namespace(
+        "a_host_without_a_default_route_reaches_the_rest_through_nat64",
+        Ipv4::NoDefaultRoute,
+    );
+}
+
+/// Runs `test` again in a new network namespace, where it sets loopback up as `ipv4` says.
+fn in_a_namespace(test: &str, ipv4: Ipv4) {
     if std::env::var_os(INSIDE).is_some() {
-        return inside_the_namespace();
+        return inside_the_namespace(ipv4);
     }
     let exe = std::env::current_exe().expect("the test binary");
     let run = Command::new("unshare")
         .arg("-n")
         .arg(exe)
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
         .output();
     let output = match run {
@@ -54,10 +79,14 @@ fn an_ipv6_only_host_reaches_ipv4_through_nat64() {
 
 /// Sets up the namespace's loopback, then connects with a connector's defaults (but for its
 /// resolver, the namespace's DNS server).
-fn inside_the_namespace() {
+fn inside_the_namespace(ipv4: Ipv4) {
+    let ipv4_setup = match ipv4 {
+        Ipv4::Nothing => "ip addr del 127.0.0.1/8 dev lo",
+        Ipv4::NoDefaultRoute => "ip addr add 10.1.0.1/32 dev lo",
+    };
     for command in [
         "ip link set lo up",
-        "ip addr del 127.0.0.1/8 dev lo",
+        ipv4_setup,
         "ip -6 addr add 64:ff9b::c000:201/128 dev lo",
     ] {
         let mut words = command.split(' ');
@@ -100,5 +129,15 @@ fn inside_the_namespace() {
         let (stream, report) = connector.connect_reported(named.as_str()).await.unwrap();
         assert_eq!(stream.peer_addr().unwrap(), synthesized, "{report:#}");
         println!("{named} reached through NAT64 at {synthesized}\n{report:#}");
+
+        if let Ipv4::NoDefaultRoute = ipv4 {
+            // An IPv4 address with a route is dialed as it is.
+            let local = TcpListener::bind("10.1.0.1:0").await.unwrap();
+            let direct = local.local_addr().unwrap();
+            tokio::spawn(async move { while local.accept().await.is_ok() {} });
+            let stream = connector.connect(direct).await.unwrap();
+            assert_eq!(stream.peer_addr().unwrap(), direct);
+            println!("{direct} reached directly");
+        }
     });
 }

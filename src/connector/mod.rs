@@ -482,16 +482,17 @@ impl Connector {
     /// host behind NAT64 (IPv6-only cloud subnets, mobile networks), where a connect to
     /// `192.0.2.1:80` would fail at once with "Network is unreachable".
     ///
-    /// With [`Nat64::Automatic`] (the default), a host that has no IPv4 address but loopback
-    /// (read once per process from `getifaddrs`, without sending anything) dials each IPv4
-    /// destination as its synthesized IPv6 address (RFC 6052), in the IPv4 address's place in
-    /// the race: literals, overrides' addresses and A answers alike. The prefix is learnt from
-    /// the resolver's answer for `ipv4only.arpa` (RFC 7050) on the first connect that needs
-    /// it, kept ten minutes (a failed lookup: one minute), and asked within the connect's
-    /// timeouts. On a host with IPv4 addresses, a connect whose attempts fail for want of a
-    /// route (`ENETUNREACH` from `connect(2)`: nothing was sent) returns that error, and the
-    /// connector's later connects synthesize. A host with IPv4 routes never asks for
-    /// `ipv4only.arpa`.
+    /// With [`Nat64::Automatic`] (the default), an IPv4 destination without a route is dialed
+    /// as its synthesized IPv6 address (RFC 6052), in the IPv4 address's place in the race:
+    /// literals, overrides' addresses and A answers alike. Which destinations have no route is
+    /// told without sending anything: on a host with no IPv4 address but loopback (from
+    /// `getifaddrs`, once per process), none has; on one with IPv4 addresses but no default
+    /// route (`/proc/net/route`), each is asked about with a connected UDP socket; on one with
+    /// a default route, a connect whose attempts fail with `ENETUNREACH` returns that error,
+    /// and the connector's later connects synthesize. The prefix is learnt from the resolver's
+    /// answer for `ipv4only.arpa` (RFC 7050) on the first connect that needs it, within its
+    /// timeouts, and kept ten minutes (a lookup that reveals none: one minute). A host with a
+    /// default route whose connects all find their routes never asks for `ipv4only.arpa`.
     ///
     /// Once a prefix is at hand, an AAAA answer under it (a DNS64 server's synthesis) is taken
     /// as the IPv4 address inside: ordered as IPv4, judged by the address policy as IPv4, and

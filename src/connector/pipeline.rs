@@ -28,7 +28,9 @@ use crate::race::running::Dialing;
 use crate::report::AddressSource;
 use crate::report::observer::{Observer, Observing};
 use crate::resolve::gather::{Gathered, Later, Unanswered, gather};
-use crate::resolve::nat64::{Nat64, Nat64Prefix, host_has_ipv4, may_synthesize, synthesize};
+use crate::resolve::nat64::{
+    Ipv4Reach, Nat64, Nat64Prefix, has_route, host_ipv4, may_synthesize, synthesize,
+};
 use crate::target::Target;
 
 /// The addresses to race, in order, the answers still to come, and what the winner memory
@@ -118,12 +120,12 @@ pub(crate) fn direct_addr(settings: &Settings, target: &Target) -> Option<Socket
     }
 }
 
-/// Whether IPv4 destinations are reached through NAT64 on this connector's host: it has no
-/// IPv4 address, or a connect found an IPv4 destination without a route.
+/// Whether IPv4 destinations may be reached through NAT64 on this connector's host: it has no
+/// IPv4 address or no default route, or a connect found an IPv4 destination without a route.
 #[inline]
 fn synthesizes(settings: &Settings) -> bool {
     let state = &settings.nat64_state;
-    settings.nat64 != Nat64::Off && (state.without_ipv4() || !host_has_ipv4())
+    settings.nat64 != Nat64::Off && (state.without_ipv4() || host_ipv4() != Ipv4Reach::Everywhere)
 }
 
 /// One attempt, bounded by the deadline and the tokens with the race's tie rules; the log is
@@ -301,11 +303,20 @@ async fn nat64_prefix(settings: &Settings, limits: Limits<'_>) -> Option<Nat64Pr
     }
 }
 
-/// The address to dial for `addr`: its NAT64 form for an IPv4 address that may be synthesized,
-/// when this host reaches IPv4 through NAT64 and a prefix is at hand.
+/// The address to dial for `addr`: its NAT64 form for an IPv4 address that may be synthesized
+/// and has no route, when a prefix is at hand. On an IPv6-only host no IPv4 address has a
+/// route, nor, once a connect found one without, on any; on a host with IPv4 addresses but
+/// no default route, each destination is asked about.
 #[inline]
 fn dialed(settings: &Settings, addr: SocketAddr) -> SocketAddr {
-    if addr.is_ipv6() || !synthesizes(settings) {
+    let SocketAddr::V4(v4) = addr else {
+        return addr;
+    };
+    if !may_synthesize(&addr) || !synthesizes(settings) {
+        return addr;
+    }
+    let ask = host_ipv4() == Ipv4Reach::Partly && !settings.nat64_state.without_ipv4();
+    if ask && has_route(*v4.ip()) {
         return addr;
     }
     let Some(prefix) = settings.nat64_state.at_hand(settings.nat64) else {

@@ -268,18 +268,62 @@ pub(crate) fn may_synthesize(addr: &SocketAddr) -> bool {
     !(first == 0 || first == 127 || (first, second) == (169, 254) || ip.is_broadcast())
 }
 
-/// Whether this host has an IPv4 address other than loopback (RFC 6724's "no IPv4 source"
-/// test, made once per process from the interface list, without sending anything): an
-/// IPv6-only host has none, and reaches IPv4 destinations only through NAT64.
-pub(crate) fn host_has_ipv4() -> bool {
-    static HAS_IPV4: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS_IPV4.get_or_init(|| {
-        let has = interface_ipv4().is_none_or(|mut addrs| addrs.any(|v4| !v4.is_loopback()));
-        if !has {
-            tracing::debug!("no IPv4 address on this host: IPv4 destinations go through NAT64");
+/// How this host reaches IPv4 destinations, as far as can be told without sending anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ipv4Reach {
+    /// A default route: every IPv4 destination has a route.
+    Everywhere,
+    /// IPv4 addresses but no default route: each destination is asked about on its own.
+    Partly,
+    /// No IPv4 address but loopback (RFC 6724's "no IPv4 source"): an IPv6-only host.
+    Nowhere,
+}
+
+/// How this host reaches IPv4, read once per process from the interface list and the
+/// routing table (nothing is sent).
+pub(crate) fn host_ipv4() -> Ipv4Reach {
+    static REACH: std::sync::OnceLock<Ipv4Reach> = std::sync::OnceLock::new();
+    *REACH.get_or_init(|| {
+        let has_address =
+            interface_ipv4().is_none_or(|mut addrs| addrs.any(|v4| !v4.is_loopback()));
+        let reach = match (has_address, has_default_route()) {
+            (false, _) => Ipv4Reach::Nowhere,
+            (true, false) => Ipv4Reach::Partly,
+            (true, true) => Ipv4Reach::Everywhere,
+        };
+        if reach != Ipv4Reach::Everywhere {
+            tracing::debug!(?reach, "IPv4 destinations without a route go through NAT64");
         }
-        has
+        reach
     })
+}
+
+/// Whether the routing table has a default IPv4 route; `true` where it cannot be read.
+fn has_default_route() -> bool {
+    // Linux: a line of /proc/net/route whose destination and mask are both 0.
+    let Ok(table) = std::fs::read_to_string("/proc/net/route") else {
+        return true;
+    };
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        matches!(
+            fields.as_slice(),
+            [_, "00000000", _, _, _, _, _, "00000000", ..]
+        )
+    })
+}
+
+/// Whether this host has a route to `v4`: a UDP socket connected to it (which sends
+/// nothing) gets one, or fails with `ENETUNREACH`. Anything else counts as a route, so that
+/// doubt never synthesizes.
+pub(crate) fn has_route(v4: Ipv4Addr) -> bool {
+    let Ok(socket) = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
+        return false;
+    };
+    match socket.connect((v4, 9)) {
+        Ok(()) => true,
+        Err(error) => !is_no_route(&error),
+    }
 }
 
 /// The IPv4 addresses of this host's interfaces, or `None` if they cannot be listed (then the
