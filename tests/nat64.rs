@@ -199,3 +199,37 @@ async fn dns64_answers_count_as_the_ipv4_address_inside() {
     assert_eq!(report.attempts().len(), 1, "{report:#}");
     assert_eq!(report.attempts()[0].addr(), addr("8.8.8.8:80"));
 }
+
+/// A synthesized attempt that fails is reported under the IPv4 address, with an error that
+/// names the address dialed.
+#[tokio::test]
+async fn a_failed_synthesized_attempt_names_both_forms() {
+    let connector = Connector::new().nat64(Nat64::Prefix(Nat64Prefix::WELL_KNOWN));
+    let refusing = |addr: SocketAddr| {
+        std::future::ready(match addr {
+            SocketAddr::V4(_) => {
+                Err::<SocketAddr, _>(io::Error::from_raw_os_error(libc::ENETUNREACH))
+            }
+            SocketAddr::V6(_) => Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+        })
+    };
+    assert!(
+        connector
+            .connect_with("192.0.2.9:80", refusing)
+            .await
+            .is_err()
+    );
+    let error = connector
+        .connect_with("192.0.2.9:80", refusing)
+        .await
+        .unwrap_err();
+    let attempt = &error.attempts()[0];
+    assert_eq!(attempt.addr(), addr("192.0.2.9:80"));
+    assert_eq!(attempt.error().kind(), io::ErrorKind::ConnectionRefused);
+    let shown = attempt.to_string();
+    assert!(shown.starts_with("192.0.2.9:80 "), "{shown}");
+    assert!(
+        shown.contains("[64:ff9b::c000:209]:80 through NAT64: Connection refused"),
+        "{shown}"
+    );
+}

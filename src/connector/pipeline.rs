@@ -6,7 +6,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::pin::Pin;
 
+use futures_util::TryFutureExt;
 use futures_util::future::Either;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -266,7 +268,7 @@ where
         log.forget_on_failure(&settings.memory, key, recalled);
     }
     let outcome = {
-        let mut dial = |addr| dial(dialed(settings, addr));
+        let mut dial = |addr| dial_maybe_through_nat64(settings, &mut dial, addr);
         let pace = Pace {
             remembered: recalled,
             ..pace(settings, limits)
@@ -327,6 +329,29 @@ fn dialed(settings: &Settings, addr: SocketAddr) -> SocketAddr {
         tracing::debug!(%addr, %dialed, "dialing through NAT64");
     }
     dialed
+}
+
+/// Dials `addr`, or its NAT64 form (see [`dialed`]); an error of the NAT64 form names it, as
+/// the race and its report name `addr`. Boxed when synthesized: only NAT64 hosts pay for it.
+#[inline]
+fn dial_maybe_through_nat64<S, D, Fut>(
+    settings: &Settings,
+    dial: &mut D,
+    addr: SocketAddr,
+) -> Either<Fut, Pin<Box<impl Future<Output = io::Result<S>> + use<S, D, Fut>>>>
+where
+    D: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<S>>,
+{
+    let synthesized = dialed(settings, addr);
+    if synthesized == addr {
+        return Either::Left(dial(addr));
+    }
+    let named = move |error: io::Error| {
+        let message = format!("{synthesized} through NAT64: {error}");
+        io::Error::new(error.kind(), message)
+    };
+    Either::Right(Box::pin(dial(synthesized).map_err(named)))
 }
 
 /// `result` with the report attached, if `log` recorded one, and told to the event hook, if
