@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// At most `capacity` entries, each trusted for `ttl` after it was last stored. When full, the
-/// entry stored least recently goes; expired entries are purged whenever one is stored. Every
-/// operation is O(log n).
+/// At most `capacity` entries, each trusted for `ttl` after it was last stored (or for a
+/// lifetime of its own, if stored with one). When full, the entry stored least recently goes;
+/// expired entries are purged whenever one is stored. Every operation is O(log n).
 #[derive(Debug)]
 pub(crate) struct ExpiringMap<K, V> {
     capacity: usize,
@@ -17,6 +17,8 @@ pub(crate) struct ExpiringMap<K, V> {
     entries: HashMap<K, Entry<V>>,
     /// Keys by the sequence number of their last store, oldest first.
     by_age: BTreeMap<u64, K>,
+    /// Keys of entries that expire, by when (then by sequence number), soonest first.
+    by_expiry: BTreeMap<(Instant, u64), K>,
     next_sequence: u64,
 }
 
@@ -24,7 +26,15 @@ pub(crate) struct ExpiringMap<K, V> {
 struct Entry<V> {
     value: V,
     stored: Instant,
+    /// `None`: never (a lifetime too long to add).
+    expires: Option<Instant>,
     sequence: u64,
+}
+
+impl<V> Entry<V> {
+    fn is_fresh(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|expires| now < expires)
+    }
 }
 
 impl<K: Clone + Eq + Hash, V> ExpiringMap<K, V> {
@@ -34,6 +44,7 @@ impl<K: Clone + Eq + Hash, V> ExpiringMap<K, V> {
             ttl,
             entries: HashMap::new(),
             by_age: BTreeMap::new(),
+            by_expiry: BTreeMap::new(),
             next_sequence: 0,
         }
     }
@@ -55,42 +66,64 @@ impl<K: Clone + Eq + Hash, V> ExpiringMap<K, V> {
         self.capacity > 0 && !self.ttl.is_zero()
     }
 
-    fn is_fresh(&self, entry: &Entry<V>, now: Instant) -> bool {
-        now.saturating_duration_since(entry.stored) < self.ttl
-    }
-
     /// The value for `key` and when it was stored, unless it has expired (an expired one is
     /// removed).
     pub(crate) fn get(&mut self, key: &K, now: Instant) -> Option<(V, Instant)>
     where
         V: Clone,
     {
-        let entry = self.entries.get(key)?;
-        if self.is_fresh(entry, now) {
-            return Some((entry.value.clone(), entry.stored));
+        let (value, stored) = self.get_mut(key, now)?;
+        Some((value.clone(), stored))
+    }
+
+    /// The value for `key`, to read or change in place, and when it was stored, unless it has
+    /// expired (an expired one is removed).
+    pub(crate) fn get_mut(&mut self, key: &K, now: Instant) -> Option<(&mut V, Instant)> {
+        if self.entries.get(key)?.is_fresh(now) {
+            let entry = self.entries.get_mut(key)?;
+            return Some((&mut entry.value, entry.stored));
         }
         self.remove(key);
         None
     }
 
-    /// Stores `update(old value, if fresh)` under `key` as its newest entry, then purges
-    /// expired entries and evicts the oldest while over capacity.
+    /// Stores `update(old value, if fresh)` under `key` as its newest entry, for the map's
+    /// time to live; see [`store_for`](Self::store_for).
     pub(crate) fn store(&mut self, key: K, now: Instant, update: impl FnOnce(Option<V>) -> V) {
-        if !self.is_enabled() {
-            return;
+        self.store_for(key, now, self.ttl, update);
+    }
+
+    /// Stores `update(old value, if fresh)` under `key` as its newest entry, trusted for
+    /// `lifetime` (at most the map's time to live), then purges expired entries and evicts
+    /// the oldest while over capacity; returns how many were evicted for want of room.
+    pub(crate) fn store_for(
+        &mut self,
+        key: K,
+        now: Instant,
+        lifetime: Duration,
+        update: impl FnOnce(Option<V>) -> V,
+    ) -> usize {
+        let lifetime = lifetime.min(self.ttl);
+        if self.capacity == 0 || lifetime.is_zero() {
+            return 0;
         }
-        let old = self.take(&key).filter(|entry| self.is_fresh(entry, now));
+        let old = self.take(&key).filter(|entry| entry.is_fresh(now));
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         let value = update(old.map(|entry| entry.value));
+        let expires = now.checked_add(lifetime);
         self.by_age.insert(sequence, key.clone());
+        if let Some(expires) = expires {
+            self.by_expiry.insert((expires, sequence), key.clone());
+        }
         let entry = Entry {
             value,
             stored: now,
+            expires,
             sequence,
         };
         self.entries.insert(key, entry);
-        self.purge(now);
+        self.purge(now)
     }
 
     /// Removes `key` if `condition` holds for its value.
@@ -107,19 +140,32 @@ impl<K: Clone + Eq + Hash, V> ExpiringMap<K, V> {
     fn take(&mut self, key: &K) -> Option<Entry<V>> {
         let entry = self.entries.remove(key)?;
         self.by_age.remove(&entry.sequence);
+        if let Some(expires) = entry.expires {
+            self.by_expiry.remove(&(expires, entry.sequence));
+        }
         Some(entry)
     }
 
-    fn purge(&mut self, now: Instant) {
-        while let Some(entry) = self.by_age.first_key_value() {
-            let (_, key) = entry;
-            let oldest = &self.entries[key];
-            if self.entries.len() <= self.capacity && self.is_fresh(oldest, now) {
-                return;
+    /// Removes the expired entries, then the oldest while over capacity; returns how many of
+    /// the latter.
+    fn purge(&mut self, now: Instant) -> usize {
+        while let Some((&(expires, _), key)) = self.by_expiry.first_key_value() {
+            if now < expires {
+                break;
             }
             let key = key.clone();
             self.remove(&key);
         }
+        let mut evicted = 0;
+        while self.entries.len() > self.capacity {
+            let Some((_, oldest)) = self.by_age.first_key_value() else {
+                break;
+            };
+            let oldest = oldest.clone();
+            self.remove(&oldest);
+            evicted += 1;
+        }
+        evicted
     }
 }
 
@@ -176,6 +222,42 @@ mod tests {
         assert_eq!(map.get(&"a", now), Some((1, now)));
         map.remove_if(&"a", |&v| v == 1);
         assert_eq!(map.get(&"a", now), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_stored_for_its_own_lifetime_expires_then() {
+        let mut map = ExpiringMap::new(4, Duration::MAX);
+        map.store_for("short", Instant::now(), ms(100), |_| 1);
+        map.store_for("long", Instant::now(), ms(1000), |_| 2);
+        map.store_for("forever", Instant::now(), Duration::MAX, |_| 3);
+        tokio::time::sleep(ms(100)).await;
+        assert_eq!(map.get(&"short", Instant::now()), None);
+        assert!(map.get(&"long", Instant::now()).is_some());
+        tokio::time::sleep(ms(900)).await;
+        map.store_for("new", Instant::now(), ms(1), |_| 4);
+        assert_eq!(map.len(), 2, "the expired long entry is purged by a store: {map:?}");
+        assert!(map.get(&"forever", Instant::now()).is_some());
+    }
+
+    #[test]
+    fn a_lifetime_is_capped_by_the_maps_ttl() {
+        let now = Instant::now();
+        let mut map = ExpiringMap::new(4, ms(10));
+        map.store_for("a", now, Duration::MAX, |_| 1);
+        assert!(map.get(&"a", now + ms(9)).is_some());
+        assert_eq!(map.get(&"a", now + ms(10)), None);
+    }
+
+    #[test]
+    fn eviction_for_room_is_counted() {
+        let now = Instant::now();
+        let mut map = ExpiringMap::new(2, Duration::MAX);
+        assert_eq!(map.store_for("a", now, ms(5), |_| 1), 0);
+        assert_eq!(map.store_for("b", now, ms(5), |_| 2), 0);
+        assert_eq!(map.store_for("c", now, ms(5), |_| 3), 1);
+        // Expired entries purged are not counted as evicted.
+        assert_eq!(map.store_for("d", now + ms(5), ms(5), |_| 4), 0);
+        assert_eq!(map.len(), 1);
     }
 
     #[test]
