@@ -40,6 +40,7 @@ pub use race::attempts::{Attempt, Attempts};
 pub use report::event::{ConnectEvent, EventKind};
 pub use report::{AddressSource, AnswerRecord, AttemptOutcome, AttemptRecord, ConnectReport};
 pub use resolve::answers::{Answer, Answering, Family, FamilyErrors};
+pub use resolve::cache::AnswerCache;
 #[cfg(feature = "hickory")]
 pub use resolve::hickory::HickoryResolver;
 pub use resolve::nat64::{Nat64, Nat64Prefix, Nat64PrefixError};

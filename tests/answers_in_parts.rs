@@ -268,7 +268,8 @@ async fn a_remembered_winner_goes_first_when_its_late_answer_arrives() {
         (0, Part::V6(vec![v6(1)])),
         (100, Part::V4(vec![v4(1), v4(2)])),
     ]);
-    let connector = Connector::new().resolver(resolver);
+    // Uncached, so that each connect's answers come in parts again.
+    let connector = Connector::new().resolver(resolver).answer_cache(None);
     // First connect: IPv6 hangs, 127.0.0.1:2 wins.
     let script = Script::new(&[(v6(1), Step::Hang), (v4(2), Step::Connect(ms(1)))]);
     connector
@@ -326,7 +327,10 @@ impl Resolve for Changing {
 #[tokio::test(start_paused = true)]
 async fn a_remembered_winner_from_a_late_answer_is_forgotten_when_it_fails() {
     let resolver = std::sync::Arc::new(Changing::default());
-    let connector = Connector::new().resolver(resolver.clone());
+    // Uncached, so that each connect hears the answers of the moment.
+    let connector = Connector::new()
+        .resolver(resolver.clone())
+        .answer_cache(None);
     // Connect 1: IPv4 wins and is remembered.
     resolver.answer(&[(0, Part::V4(vec![v4(1)])), (0, Part::V6(vec![]))]);
     let won = Script::new(&[(v4(1), Step::Connect(ms(1)))]);

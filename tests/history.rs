@@ -207,7 +207,10 @@ async fn memory_only_reorders_what_the_resolver_returned() {
         (v4(1), Step::Connect(ms(1))),
         (v6(2), Step::Connect(ms(1))),
     ]);
-    let connector = Connector::new().resolver(answers.clone());
+    // Uncached, so that the second connect hears the changed answer at once.
+    let connector = Connector::new()
+        .resolver(answers.clone())
+        .answer_cache(None);
     connector
         .connect_with("moving.test:1", script.dialer())
         .await

@@ -341,7 +341,11 @@ async fn the_resolve_timeout_bounds_resolution_only() {
         ..FixedResolver::new("slow.test", &[v4(1)])
     };
     let script = Script::new(&[(v4(1), Step::Connect(ms(900)))]);
-    let connector = happy().resolver(resolver).resolve_timeout(Some(ms(1000)));
+    // Uncached, so that the second connect resolves again.
+    let connector = happy()
+        .resolver(resolver)
+        .resolve_timeout(Some(ms(1000)))
+        .answer_cache(None);
     let won = connector
         .connect_with("slow.test:1", script.dialer())
         .await

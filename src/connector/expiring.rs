@@ -235,7 +235,11 @@ mod tests {
         assert!(map.get(&"long", Instant::now()).is_some());
         tokio::time::sleep(ms(900)).await;
         map.store_for("new", Instant::now(), ms(1), |_| 4);
-        assert_eq!(map.len(), 2, "the expired long entry is purged by a store: {map:?}");
+        assert_eq!(
+            map.len(),
+            2,
+            "the expired long entry is purged by a store: {map:?}"
+        );
         assert!(map.get(&"forever", Instant::now()).is_some());
     }
 

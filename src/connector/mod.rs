@@ -24,6 +24,7 @@ use crate::order::policy::AddressPolicy;
 use crate::race::core::Won;
 use crate::report::ConnectReport;
 use crate::report::event::{ConnectEvent, Hook};
+use crate::resolve::cache::{AnswerCache, Cache};
 use crate::resolve::nat64::Nat64;
 use crate::resolve::{Resolve, SharedResolver};
 use crate::target::IntoTarget;
@@ -55,6 +56,11 @@ use crate::target::error::TargetError;
 #[must_use = "a Connector's setters return the changed connector; it does nothing until a connect method is called"]
 pub struct Connector {
     settings: Arc<Settings>,
+}
+
+/// A cache with `config`, unless it can hold nothing.
+fn new_cache(config: AnswerCache) -> Option<Arc<Cache>> {
+    (config.capacity > 0).then(|| Arc::new(Cache::new(config)))
 }
 
 /// The connector behind [`connect_any`](crate::connect_any).
@@ -146,9 +152,55 @@ impl Connector {
 
     /// The resolver for host names; IP literals and address lists never reach it. Default is
     /// [`SystemResolver`](crate::SystemResolver) (`getaddrinfo`).
+    ///
+    /// The [answer cache](Self::answer_cache) starts empty again: another resolver's answers
+    /// are not this one's.
     pub fn resolver(self, resolver: impl Resolve) -> Self {
         let resolver = SharedResolver::new(resolver);
-        self.with(|s| s.resolver = resolver)
+        self.with(|s| {
+            s.resolver = resolver;
+            s.cache = s
+                .cache
+                .as_ref()
+                .and_then(|cache| new_cache(cache.config().clone()));
+        })
+    }
+
+    /// The answer cache: what the resolver said of each host name and port, kept so that a
+    /// connect by name need not wait for DNS. `None` turns it off: every connect asks the
+    /// resolver, as a connector without a cache does. Default is on, with
+    /// [`AnswerCache::new`]'s settings: 1,024 names, a 30 s TTL for answers without one (the
+    /// system resolver's), records' TTLs clamped to 0 s to 1 day, negative answers kept 5 s,
+    /// expired answers raced for up to 10 minutes.
+    ///
+    /// - **Fresh** (within its TTL): the connect races the cached addresses at once; the
+    ///   resolver is not asked.
+    /// - **Stale** (expired at most `max_stale` ago): the connect races the cached addresses
+    ///   at once and the resolver is asked again at the same moment, once per name however
+    ///   many connects find it stale. The refreshed answer joins the race as it comes: its
+    ///   new addresses go first and start at once, and stale addresses it no longer lists are
+    ///   not started. If every stale address fails, the connect waits for the refresh and
+    ///   races its addresses. The refresh runs in a task of its own: it **may outlive the
+    ///   connect**, bounded by the [resolve timeout](Self::resolve_timeout) (without one, by
+    ///   the resolver's own limits), and updates the cache when it ends.
+    /// - **Through an outage**: a refresh that fails (a timeout, `SERVFAIL`) keeps nothing,
+    ///   so the stale answer keeps serving until `max_stale`; after that, connects fail with
+    ///   the resolver's error again.
+    ///
+    /// Names compare without case or a trailing dot, an internationalized name by its ASCII
+    /// form; IP literals, address lists and [overrides](Self::resolve_override) never enter
+    /// the cache. The [address policy](Self::address_policy) and the family filter apply to
+    /// cached addresses on every connect, as to fresh ones. Clones share one cache; this
+    /// setter (and [`resolver`](Self::resolver)) gives the connector a new, empty one.
+    ///
+    /// A cached address can be out of date: a service that moved (DNS-based failover) is
+    /// reached at its new address only once the answer expires and is refreshed, and a stale
+    /// address may by then belong to someone else; plain TCP cannot tell, TLS (which checks
+    /// the server's name) can. A short [`default_ttl`](AnswerCache::default_ttl) costs a
+    /// background query per expiry, never a wait.
+    pub fn answer_cache(self, cache: impl Into<Option<AnswerCache>>) -> Self {
+        let cache = cache.into().and_then(new_cache);
+        self.with(|s| s.cache = cache)
     }
 
     /// Answers `host` with `addrs` instead of asking the resolver, like curl's `--resolve`. An

@@ -7,9 +7,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use futures_util::TryFutureExt;
 use futures_util::future::Either;
+use futures_util::{StreamExt, TryFutureExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -29,7 +30,9 @@ use crate::race::log::Log;
 use crate::race::running::Dialing;
 use crate::report::AddressSource;
 use crate::report::observer::{Observer, Observing};
-use crate::resolve::gather::{Gathered, Later, Unanswered, gather};
+use crate::resolve::answers::Answering;
+use crate::resolve::cache::{Cache, Found, Refresh, refresh, subscribe};
+use crate::resolve::gather::{Gathered, Later, Unanswered, gather, gather_at_hand};
 use crate::resolve::nat64::{
     Ipv4Reach, Nat64, Nat64Prefix, has_route, host_ipv4, may_synthesize, synthesize,
 };
@@ -392,7 +395,9 @@ pub(crate) async fn lookup_all(
     let limits = Limits::starting_now(settings, None);
     let found = addresses(settings, target, limits, &mut None).await?;
     let mut addrs = found.addrs.into_owned();
-    if let Some(mut later) = found.later {
+    // A stale answer is used at once; its refresh goes on without this lookup.
+    let later = found.later.filter(|later| !later.refreshes());
+    if let Some(mut later) = later {
         let until = later.joining.until;
         let rest = async {
             while let Some(arrival) = std::future::poll_fn(|cx| later.poll_answer(cx)).await {
@@ -548,13 +553,21 @@ async fn addresses<'a>(
         return Ok(listed(Cow::Owned(admit(settings, target, given)?)));
     }
     source(observing, AddressSource::Resolver);
+    // One key for the cache and the memory; neither is locked when disabled.
+    let remembers = settings.memory.is_enabled();
+    let key = (remembers || settings.cache.is_some()).then(|| HostKey::new(name, port));
     // The resolver's answers are filtered by family and policy as they come.
-    let mut gathered = resolve(settings, target, name, port, limits, observing).await?;
-    // A disabled memory is not even locked.
-    let key = settings
-        .memory
-        .is_enabled()
-        .then(|| HostKey::new(name, port));
+    let mut gathered = resolve(
+        settings,
+        target,
+        name,
+        port,
+        key.as_ref(),
+        limits,
+        observing,
+    )
+    .await?;
+    let key = key.filter(|_| remembers);
     let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
     let remembered = recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
     let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
@@ -648,19 +661,37 @@ pub(crate) fn unanswered_error(
     }
 }
 
-/// Asks the resolver for `name`, in parts, within the resolve and overall timeouts: the first
-/// addresses in dialing order (interleaved for Happy Eyeballs), and the answers still to come.
+/// The answers for `name` within the resolve and overall timeouts: the first addresses in
+/// dialing order (interleaved for Happy Eyeballs), and the answers still to come. Fresh
+/// cached answers are raced without asking the resolver; stale ones are raced at once while a
+/// refresh is asked (see [`from_cache`]); otherwise the resolver is asked, in parts, and its
+/// answers are cached as they come.
 async fn resolve<'a>(
     settings: &'a Settings,
     target: &Target,
-    name: &'a str,
+    name: &'a Arc<str>,
     port: u16,
+    key: Option<&HostKey>,
     limits: Limits<'_>,
     observing: &mut Observing<'_>,
 ) -> Result<Gathered<'a>, ConnectError> {
     let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
     let until = earliest(limits.deadline, resolve_deadline);
-    let answers = settings.resolver.resolve_in_parts(name, port);
+    let cache = settings.cache.as_ref().zip(key);
+    let answers = match cache {
+        Some((cache, key)) => match from_cache(settings, target, cache, key, until, observing) {
+            Cached::Gathered(gathered) => return Ok(ordered(settings, gathered?, limits)),
+            Cached::Refreshing(answers) => answers,
+            Cached::Missing => {
+                let key = key.clone();
+                let answers = settings.resolver.resolve_in_parts(name, port);
+                let recorded =
+                    answers.inspect(move |answer| cache.record(&key, answer, Instant::now()));
+                Box::pin(recorded)
+            }
+        },
+        None => settings.resolver.resolve_in_parts(name, port),
+    };
     let gathering = gather(
         answers,
         admission(settings),
@@ -669,14 +700,93 @@ async fn resolve<'a>(
         limits.cancel,
         observing,
     );
-    let mut gathered = gathering
+    let gathered = gathering
         .await
-        .map_err(|unanswered| unanswered_error(target, unanswered, limits.began..Instant::now()))?;
+        .map_err(|unanswered| unanswered_error(target, unanswered, limits.began..Instant::now()));
+    Ok(ordered(settings, gathered?, limits))
+}
+
+/// What the answer cache gives a connect.
+enum Cached<'a> {
+    /// The race's first addresses, or why there are none: the resolver need not be waited
+    /// for.
+    Gathered(Result<Gathered<'a>, ConnectError>),
+    /// A stale answer with nothing to dial: the refresh's answers, to wait for.
+    Refreshing(Answering<'a>),
+    /// Nothing usable.
+    Missing,
+}
+
+/// The cache's answers for `key`: fresh ones as the first addresses; stale ones as the first
+/// addresses with a refresh's answers to join the race (the refresh started here unless one
+/// is in flight); nothing when the cache has nothing usable.
+fn from_cache<'a>(
+    settings: &'a Settings,
+    target: &Target,
+    cache: &Arc<Cache>,
+    key: &HostKey,
+    until: Option<Instant>,
+    observing: &mut Observing<'_>,
+) -> Cached<'a> {
+    let Some((name, port)) = target.name_and_port() else {
+        return Cached::Missing;
+    };
+    let now = Instant::now();
+    let may_refresh = || tokio::runtime::Handle::try_current().is_ok();
+    let admission = admission(settings);
+    let (replay, progress) = match cache.lookup(key, now, may_refresh) {
+        Found::Miss => return Cached::Missing,
+        Found::Fresh(replay) => {
+            source(observing, AddressSource::Cache);
+            let gathered = gather_at_hand(replay, admission, now, observing)
+                .map(|addrs| Gathered { addrs, later: None });
+            let failed = |unanswered| unanswered_error(target, unanswered, now..now);
+            return Cached::Gathered(gathered.map_err(failed));
+        }
+        Found::Stale {
+            replay,
+            progress,
+            start,
+        } => {
+            if let Some(start) = start {
+                let asked = Refresh {
+                    cache: cache.clone(),
+                    key: key.clone(),
+                    name: name.clone(),
+                    port,
+                    resolver: settings.resolver.clone(),
+                    timeout: settings.resolve_timeout,
+                };
+                refresh(start, asked);
+            }
+            (replay, progress)
+        }
+    };
+    source(observing, AddressSource::StaleCache);
+    let answers = subscribe(progress);
+    match gather_at_hand(replay, admission, now, observing) {
+        Ok(addrs) => {
+            let later = Later::refreshing(answers, until, &addrs, admission);
+            Cached::Gathered(Ok(Gathered {
+                addrs,
+                later: Some(later),
+            }))
+        }
+        Err(_) => Cached::Refreshing(answers),
+    }
+}
+
+/// `gathered` in dialing order: interleaved for Happy Eyeballs.
+fn ordered<'a>(
+    settings: &Settings,
+    mut gathered: Gathered<'a>,
+    limits: Limits<'_>,
+) -> Gathered<'a> {
     tracing::debug!(addrs = ?gathered.addrs, elapsed = ?limits.began.elapsed(), "resolved");
     if settings.strategy == Strategy::HappyEyeballs {
         interleave(&mut gathered.addrs, settings.first_family_count);
     }
-    Ok(gathered)
+    gathered
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::order::policy::AddressPolicy;
 use crate::race::core::Stagger;
 use crate::report::event::Hook;
 use crate::resolve::SharedResolver;
+use crate::resolve::cache::{AnswerCache, Cache};
 use crate::resolve::nat64::{Nat64, Nat64State};
 use crate::resolve::overrides::Overrides;
 use crate::resolve::system::SystemResolver;
@@ -64,6 +65,8 @@ pub(crate) struct Settings {
     pub(crate) hook: Option<Hook>,
     pub(crate) nat64: Nat64,
     pub(crate) nat64_state: Arc<Nat64State>,
+    /// `None`: answers are not cached.
+    pub(crate) cache: Option<Arc<Cache>>,
 }
 
 impl Settings {
@@ -105,6 +108,7 @@ impl Default for Settings {
             hook: None,
             nat64: Nat64::default(),
             nat64_state: Arc::default(),
+            cache: Some(Arc::new(Cache::new(AnswerCache::default()))),
         }
     }
 }

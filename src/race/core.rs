@@ -16,6 +16,8 @@
 //! - A late answer's new addresses join the ones not yet started (alternating families again
 //!   for Happy Eyeballs, the remembered winner first); they start at once if nothing runs or
 //!   the stagger has passed, else at its tick.
+//! - A refresh of a stale answer withdraws the stale addresses it no longer lists (those not
+//!   yet started are never started), and its new addresses go first, the first at once.
 //! - The race fails only when nothing runs, nothing is left and no answer is awaited.
 //!
 //! Which of several events of one instant is decided first is [`poll_in_order`]'s to say
@@ -23,7 +25,7 @@
 //!
 //! [`poll_in_order`]: crate::limits::poll_in_order
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -221,7 +223,11 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
             Woke::Arrived(Some(arrival)) => {
                 let heard = arrival.heard.as_ref().map(|count| *count);
                 self.log.answer(arrival.family, heard, now);
-                self.join(&arrival.added, now, driver);
+                withdraw(&mut self.pending, &arrival.withdrawn);
+                match arrival.refreshes {
+                    true => self.join_first(&arrival.added, now, driver),
+                    false => self.join(&arrival.added, now, driver),
+                }
             }
             Woke::Due => {
                 if is_past(self.deadline, now) {
@@ -303,6 +309,18 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         }
     }
 
+    /// A refresh's new addresses go before the stale ones not yet started (those are
+    /// suspect), and the first of them starts at once.
+    fn join_first<S>(&mut self, added: &[SocketAddr], now: Instant, driver: &mut impl Driver<S>) {
+        if added.is_empty() {
+            return;
+        }
+        for addr in added.iter().rev() {
+            self.pending.push_front(*addr);
+        }
+        self.start_next(now, driver);
+    }
+
     /// Starts the next attempt, unless none is left or the deadline has come, and notes when
     /// the stagger starts another.
     #[inline]
@@ -323,5 +341,17 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
             .and_then(|delay| now.checked_add(delay));
         self.last = Some((tick, addr));
         self.next_start = tick.filter(|_| !self.pending.is_empty());
+    }
+}
+
+/// Removes from `pending` the addresses in `withdrawn`; linear in both.
+fn withdraw(pending: &mut VecDeque<SocketAddr>, withdrawn: &[SocketAddr]) {
+    match withdrawn.len() {
+        0 => {}
+        1..=16 => pending.retain(|addr| !withdrawn.contains(addr)),
+        _ => {
+            let gone: HashSet<&SocketAddr> = withdrawn.iter().collect();
+            pending.retain(|addr| !gone.contains(addr));
+        }
     }
 }

@@ -23,6 +23,12 @@ pub enum AddressSource {
     Override,
     /// The connector's resolver.
     Resolver,
+    /// The connector's [answer cache](crate::Connector::answer_cache), within the answers'
+    /// time to live: the resolver was not asked.
+    Cache,
+    /// An expired answer from the answer cache, raced at once while the resolver was asked
+    /// again; the refreshed answers joined the race as they came.
+    StaleCache,
 }
 
 /// One answer from the resolver: one family's part, or the whole answer at once.
@@ -168,8 +174,9 @@ impl ConnectReport {
         self.source
     }
 
-    /// The resolver's answers in arrival order (none unless [`source`](Self::source) is
-    /// [`AddressSource::Resolver`]).
+    /// The answers in arrival order: the resolver's, or the answer cache's (at 0 ms) and, for
+    /// [`AddressSource::StaleCache`], the refresh's after them. None for the target's own
+    /// addresses or an override.
     pub fn answers(&self) -> &[AnswerRecord] {
         &self.answers
     }
@@ -253,6 +260,8 @@ impl ConnectReport {
             AddressSource::Target => "the target",
             AddressSource::Override => "an override",
             AddressSource::Resolver => "the resolver",
+            AddressSource::Cache => "the answer cache",
+            AddressSource::StaleCache => "the answer cache (stale, refreshed in the race)",
         };
         writeln!(f, "  addresses from {source}")?;
         for answer in &self.answers {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures_util::Stream;
 
@@ -45,6 +46,8 @@ impl Family {
 pub struct Answer {
     pub(crate) family: Option<Family>,
     pub(crate) addrs: io::Result<Vec<SocketAddr>>,
+    /// How long the records behind it may be kept, if the resolver knows.
+    pub(crate) ttl: Option<Duration>,
 }
 
 impl Clone for Answer {
@@ -56,6 +59,7 @@ impl Clone for Answer {
         Self {
             family: self.family,
             addrs,
+            ttl: self.ttl,
         }
     }
 }
@@ -75,6 +79,7 @@ impl Answer {
         Self {
             family: None,
             addrs,
+            ttl: None,
         }
     }
 
@@ -83,6 +88,7 @@ impl Answer {
         Self {
             family: Some(Family::Ipv6),
             addrs,
+            ttl: None,
         }
     }
 
@@ -91,6 +97,27 @@ impl Answer {
         Self {
             family: Some(Family::Ipv4),
             addrs,
+            ttl: None,
+        }
+    }
+
+    /// This answer, to be kept by the connector's [answer cache](crate::Connector::answer_cache)
+    /// for `ttl` (within the cache's TTL range): the time to live of its DNS records, the
+    /// smallest if they differ. An answer without one is kept for the cache's default TTL.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use std::time::Duration;
+    /// use connect_any::Answer;
+    ///
+    /// let addrs = vec![SocketAddr::from(([127, 0, 0, 1], 443))];
+    /// let answer = Answer::ipv4(Ok(addrs)).with_ttl(Duration::from_secs(300));
+    /// # drop(answer);
+    /// ```
+    pub fn with_ttl(self, ttl: Duration) -> Self {
+        Self {
+            ttl: Some(ttl),
+            ..self
         }
     }
 }

@@ -75,6 +75,23 @@ pub(crate) async fn gather<'a>(
     Ok(Gathered { addrs, later })
 }
 
+/// Answers already at hand (the answer cache's), decided at `now` as if they had all arrived
+/// and the answers had ended: the first addresses, or why there are none.
+pub(crate) fn gather_at_hand(
+    answers: impl IntoIterator<Item = Answer>,
+    admission: Admission<'_>,
+    now: Instant,
+    observing: &mut Observing<'_>,
+) -> Result<Vec<SocketAddr>, Unanswered> {
+    let mut waiting = Waiting::new(admission, Duration::ZERO, None);
+    for answer in answers.into_iter().map(Some).chain([None]) {
+        if let Some(Err(unanswered)) = waiting.decide(Woke::Arrived(answer), now, observing) {
+            return Err(unanswered);
+        }
+    }
+    Ok(waiting.finish(now).0)
+}
+
 /// The wait for the first answers, with no I/O and no clock: fed each event with the instant
 /// it happened, it says when the race may start or why it cannot. The race starts on an
 /// answer with an address of the preferred family, on any address once the other family has
@@ -210,11 +227,7 @@ impl<'a> Waiting<'a> {
         let more_to_come = !self.ended
             && before_bound
             && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
-        let joining = more_to_come.then(|| Joining {
-            until: self.until,
-            seen: Box::new(addrs.iter().copied().collect()),
-            admission: self.admission,
-        });
+        let joining = more_to_come.then(|| Joining::new(self.until, &addrs, self.admission));
         (addrs, joining)
     }
 }
@@ -241,9 +254,31 @@ pub(crate) struct Arrival {
     pub(crate) heard: io::Result<usize>,
     /// Its addresses that are new and may be dialed, in order.
     pub(crate) added: Vec<SocketAddr>,
+    /// Whether it refreshes a stale answer: its new addresses then go first, at once.
+    pub(crate) refreshes: bool,
+    /// The stale addresses of its family that it no longer lists: not to be started.
+    pub(crate) withdrawn: Vec<SocketAddr>,
 }
 
-impl Later<'_> {
+impl<'a> Later<'a> {
+    /// The answers of a refresh, joining a race that started on the stale `addrs`.
+    pub(crate) fn refreshing(
+        answers: Answering<'a>,
+        until: Option<Instant>,
+        addrs: &[SocketAddr],
+        admission: Admission<'a>,
+    ) -> Self {
+        let mut joining = Joining::new(until, addrs, admission);
+        joining.refreshing = true;
+        Self { answers, joining }
+    }
+
+    /// Whether these are a refresh's answers.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn refreshes(&self) -> bool {
+        self.joining.refreshing
+    }
+
     /// The next answer, or `None` once the answers end.
     pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Arrival>> {
         self.answers
@@ -264,24 +299,48 @@ pub(crate) struct Joining<'a> {
     #[allow(clippy::box_collection)]
     seen: Box<HashSet<SocketAddr>>,
     admission: Admission<'a>,
+    /// Whether the answers refresh a stale answer, whose addresses are those seen first.
+    refreshing: bool,
 }
 
-impl Joining<'_> {
-    /// `answer`, with the addresses that may join the race.
+impl<'a> Joining<'a> {
+    fn new(until: Option<Instant>, addrs: &[SocketAddr], admission: Admission<'a>) -> Self {
+        Self {
+            until,
+            seen: Box::new(addrs.iter().copied().collect()),
+            admission,
+            refreshing: false,
+        }
+    }
+
+    /// `answer`, with the addresses that may join the race, and for a refresh, the stale
+    /// addresses it withdraws.
     pub(crate) fn admit(&mut self, answer: Answer) -> Arrival {
         tracing::debug!(family = ?answer.family, addrs = ?answer.addrs, "late answer");
         let mut added = Vec::new();
         let mut refused = Vec::new();
+        let mut withdrawn = Vec::new();
         let heard = answer.addrs.map(|list| {
             let count = list.len();
             self.admission.admit(list, &mut added, &mut refused);
             count
         });
+        if self.refreshing && heard.is_ok() {
+            let listed: HashSet<SocketAddr> = added.iter().copied().collect();
+            let covers = |addr: &SocketAddr| answer.family.is_none_or(|f| f == Family::of(addr));
+            let gone = self
+                .seen
+                .iter()
+                .filter(|addr| covers(addr) && !listed.contains(addr));
+            withdrawn.extend(gone);
+        }
         added.retain(|addr| self.seen.insert(*addr));
         Arrival {
             family: answer.family,
             heard,
             added,
+            refreshes: self.refreshing,
+            withdrawn,
         }
     }
 }

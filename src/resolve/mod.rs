@@ -2,6 +2,7 @@
 //! lookups, overrides, and the wait for answers before the race starts.
 
 pub(crate) mod answers;
+pub(crate) mod cache;
 pub(crate) mod gather;
 pub(crate) mod getaddrinfo;
 #[cfg(feature = "hickory")]
