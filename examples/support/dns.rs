@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
@@ -29,6 +30,44 @@ pub enum Behaviour {
     Garbage,
 }
 
+/// What the server answers (changeable while it runs), with what TTL, and how many queries it
+/// has had.
+#[derive(Debug)]
+pub struct Zone {
+    aaaa: Mutex<Behaviour>,
+    a: Mutex<Behaviour>,
+    ttl: AtomicU32,
+    queries: AtomicUsize,
+}
+
+impl Zone {
+    /// Answers with a TTL of 60 s.
+    pub fn new(aaaa: Behaviour, a: Behaviour) -> Arc<Self> {
+        Arc::new(Self {
+            aaaa: Mutex::new(aaaa),
+            a: Mutex::new(a),
+            ttl: AtomicU32::new(60),
+            queries: AtomicUsize::new(0),
+        })
+    }
+
+    /// What the next queries are answered with.
+    pub fn set(&self, aaaa: Behaviour, a: Behaviour) {
+        *self.aaaa.lock().unwrap() = aaaa;
+        *self.a.lock().unwrap() = a;
+    }
+
+    /// The TTL of the next answers' records, in seconds.
+    pub fn set_ttl(&self, seconds: u32) {
+        self.ttl.store(seconds, Ordering::SeqCst);
+    }
+
+    /// How many queries have come so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
+    }
+}
+
 /// Serves queries on 127.0.0.1 (any port) until dropped with the test's runtime.
 pub async fn dns_server(aaaa: Behaviour, a: Behaviour) -> SocketAddr {
     dns_server_on("127.0.0.1:0".parse().unwrap(), aaaa, a).await
@@ -36,6 +75,11 @@ pub async fn dns_server(aaaa: Behaviour, a: Behaviour) -> SocketAddr {
 
 /// Serves queries on `addr` until dropped with the runtime.
 pub async fn dns_server_on(addr: SocketAddr, aaaa: Behaviour, a: Behaviour) -> SocketAddr {
+    serve_zone(addr, Zone::new(aaaa, a)).await
+}
+
+/// Serves `zone` on `addr` until dropped with the runtime.
+pub async fn serve_zone(addr: SocketAddr, zone: Arc<Zone>) -> SocketAddr {
     let socket = Arc::new(UdpSocket::bind(addr).await.unwrap());
     let addr = socket.local_addr().unwrap();
     tokio::spawn(async move {
@@ -47,18 +91,20 @@ pub async fn dns_server_on(addr: SocketAddr, aaaa: Behaviour, a: Behaviour) -> S
             let Some(question) = query.queries.first() else {
                 continue;
             };
+            zone.queries.fetch_add(1, Ordering::SeqCst);
             let behaviour = match question.query_type() {
-                RecordType::AAAA => aaaa.clone(),
-                RecordType::A => a.clone(),
+                RecordType::AAAA => zone.aaaa.lock().unwrap().clone(),
+                RecordType::A => zone.a.lock().unwrap().clone(),
                 _ => Behaviour::NoData,
             };
+            let ttl = zone.ttl.load(Ordering::SeqCst);
             let socket = socket.clone();
             // A task per query, so a delayed answer holds up only itself.
             tokio::spawn(async move {
                 if let Behaviour::Answer(after, _) = &behaviour {
                     tokio::time::sleep(*after).await;
                 }
-                if let Some(bytes) = respond(&query, &behaviour) {
+                if let Some(bytes) = respond(&query, &behaviour, ttl) {
                     let _ = socket.send_to(&bytes, peer).await;
                 }
             });
@@ -67,7 +113,7 @@ pub async fn dns_server_on(addr: SocketAddr, aaaa: Behaviour, a: Behaviour) -> S
     addr
 }
 
-fn respond(query: &Message, behaviour: &Behaviour) -> Option<Vec<u8>> {
+fn respond(query: &Message, behaviour: &Behaviour, ttl: u32) -> Option<Vec<u8>> {
     let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
     response.metadata.recursion_desired = query.metadata.recursion_desired;
     response.metadata.recursion_available = true;
@@ -84,7 +130,7 @@ fn respond(query: &Message, behaviour: &Behaviour) -> Option<Vec<u8>> {
                     IpAddr::V4(v4) => RData::A(A(*v4)),
                     IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
                 };
-                response.add_answer(Record::from_rdata(name.clone(), 60, rdata));
+                response.add_answer(Record::from_rdata(name.clone(), ttl, rdata));
             }
         }
         Behaviour::NoData => {}

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -22,6 +23,9 @@ use crate::resolve::{Resolve, Resolving};
 /// each answer to the race as it arrives (RFC 8305 §3): a slow or dropped AAAA answer does not
 /// hold up an IPv4 connect by more than the [resolution delay](crate::Connector::resolution_delay),
 /// where `getaddrinfo` waits for both (glibc: 5 s per try, twice).
+///
+/// Each answer carries its records' time to live, which the connector's
+/// [answer cache](crate::Connector::answer_cache) keeps it for (within its TTL range).
 ///
 /// Each answer is ordered by RFC 6724 §6 (rules 1, 2, 5, 6, 8 and 9), with the source address
 /// for each destination learnt by connecting a UDP socket to it (nothing is sent) and kept for
@@ -90,17 +94,27 @@ impl HickoryResolver {
         }
     }
 
-    /// One family's query: its addresses in RFC 6724 order, none for NODATA or NXDOMAIN.
-    async fn query(&self, host: &str, port: u16, family: Family) -> io::Result<Vec<SocketAddr>> {
+    /// One family's query: its addresses in RFC 6724 order (none for NODATA or NXDOMAIN),
+    /// and how long they may be kept: until hickory's own cache would drop them, which is the
+    /// smallest TTL of the records.
+    async fn query(
+        &self,
+        host: &str,
+        port: u16,
+        family: Family,
+    ) -> (io::Result<Vec<SocketAddr>>, Option<Duration>) {
         let record_type = match family {
             Family::Ipv6 => RecordType::AAAA,
             Family::Ipv4 => RecordType::A,
         };
         let lookup = match self.resolver.lookup(host, record_type).await {
             Ok(lookup) => lookup,
-            Err(error) if error.is_no_records_found() => return Ok(Vec::new()),
-            Err(error) => return Err(net_error(error)),
+            Err(error) if error.is_no_records_found() => return (Ok(Vec::new()), None),
+            Err(error) => return (Err(net_error(error)), None),
         };
+        let ttl = lookup
+            .valid_until()
+            .saturating_duration_since(std::time::Instant::now());
         let addrs = lookup
             .answers()
             .iter()
@@ -111,7 +125,7 @@ impl HickoryResolver {
             });
         let mut addrs: Vec<_> = addrs.map(|ip| SocketAddr::new(ip, port)).collect();
         self.sources.order(&mut addrs);
-        Ok(addrs)
+        (Ok(addrs), Some(ttl))
     }
 }
 
@@ -119,7 +133,7 @@ impl Resolve for HickoryResolver {
     /// Both queries at once; the addresses of both, IPv6 first, once both have answered.
     fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
         Box::pin(async move {
-            let (ipv6, ipv4) = futures_util::join!(
+            let ((ipv6, _), (ipv4, _)) = futures_util::join!(
                 self.query(host, port, Family::Ipv6),
                 self.query(host, port, Family::Ipv4)
             );
@@ -132,10 +146,14 @@ impl Resolve for HickoryResolver {
 
     fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
         let query = move |family| async move {
-            let addrs = self.query(host, port, family).await;
-            match family {
+            let (addrs, ttl) = self.query(host, port, family).await;
+            let answer = match family {
                 Family::Ipv6 => Answer::ipv6(addrs),
                 Family::Ipv4 => Answer::ipv4(addrs),
+            };
+            match ttl {
+                Some(ttl) => answer.with_ttl(ttl),
+                None => answer,
             }
         };
         let both: FuturesUnordered<_> = [query(Family::Ipv6), query(Family::Ipv4)]
