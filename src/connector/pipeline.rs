@@ -95,11 +95,13 @@ where
     S: 'a,
 {
     let unobserved = !report && settings.hook.is_none();
-    match direct_addr(settings, target) {
-        Some(addr) if unobserved && !tracing::enabled!(tracing::Level::DEBUG) => {
-            Either::Left(connect_direct(settings, target, addr, call_token, dial))
-        }
-        _ => {
+    let direct = match unobserved && !tracing::enabled!(tracing::Level::DEBUG) {
+        true => direct_addr(settings, target).or_else(|| only_cached_addr(settings, target)),
+        false => None,
+    };
+    match direct {
+        Some(addr) => Either::Left(connect_direct(settings, target, addr, call_token, dial)),
+        None => {
             let span =
                 tracing::debug_span!("connect", target = %target, strategy = ?settings.strategy);
             // Allocated before the future is built, so that it is built in place, not copied.
@@ -112,17 +114,38 @@ where
 }
 
 /// The target's one address, when nothing needs resolving, ordering, remembering or
-/// staggering: an IP literal of an allowed family that the address policy allows, and not an
-/// IPv4 address on a host known to need NAT64 for it.
+/// staggering: an IP literal that may be dialed directly.
 #[inline]
 pub(crate) fn direct_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> {
     match target.addrs() {
-        [one] if settings.families.allows(one) && settings.policy.allows(one) => {
-            let synthesized = may_synthesize(one) && synthesizes(settings);
-            (!synthesized).then_some(*one)
-        }
+        [one] if dialed_directly(settings, one) => Some(*one),
         _ => None,
     }
+}
+
+/// The one address of a name's fresh cached answers that may be dialed directly, if it has
+/// exactly one (a Kubernetes service's ClusterIP, say): with nothing to order or stagger, its
+/// connect is a literal's. Not for an overridden name, nor on a host that maps DNS64 answers.
+#[inline]
+fn only_cached_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> {
+    let cache = settings.cache.as_ref()?;
+    let (name, port) = target.name_and_port()?;
+    if matches!(settings.nat64, Nat64::Prefix(_)) || synthesizes(settings) {
+        return None;
+    }
+    if settings.overrides.find(name, port).is_some() {
+        return None;
+    }
+    let key = HostKey::new(name, port);
+    cache.only_fresh_addr(&key, Instant::now(), |addr| dialed_directly(settings, addr))
+}
+
+/// Whether `addr` may be dialed without the general path: of an allowed family, allowed by
+/// the address policy, and not an IPv4 address on a host known to need NAT64 for it.
+#[inline]
+fn dialed_directly(settings: &Settings, addr: &SocketAddr) -> bool {
+    let allowed = settings.families.allows(addr) && settings.policy.allows(addr);
+    allowed && !(may_synthesize(addr) && synthesizes(settings))
 }
 
 /// Whether IPv4 destinations may be reached through NAT64 on this connector's host: it has no

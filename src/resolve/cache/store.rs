@@ -228,6 +228,37 @@ impl Cache {
         }
     }
 
+    /// The one address of `key`'s fresh answers that `admits` allows, if there is exactly one:
+    /// a connect to it needs no ordering and no race. Allocates nothing.
+    pub(crate) fn only_fresh_addr(
+        &self,
+        key: &HostKey,
+        now: Instant,
+        admits: impl Fn(&SocketAddr) -> bool,
+    ) -> Option<SocketAddr> {
+        let mut names = lock(&self.names);
+        let (cached, _) = names.get_mut(key, now)?;
+        if !cached.is_complete() {
+            return None;
+        }
+        let mut only = None;
+        for (_, part) in cached.parts() {
+            if !part.is_fresh(now) {
+                return None;
+            }
+            let Said::Addresses(addrs) = &part.said else {
+                continue;
+            };
+            for addr in addrs.iter().filter(|addr| admits(addr)) {
+                match only {
+                    Some(one) if one != *addr => return None,
+                    _ => only = Some(*addr),
+                }
+            }
+        }
+        only
+    }
+
     /// Keeps what `answer` says of `key` at `now`: addresses for their TTL (clamped to the
     /// range; the default TTL without one), a negative answer for the negative TTL. An error
     /// other than a name that does not exist keeps nothing and leaves what was kept.
@@ -454,6 +485,38 @@ mod tests {
             "no records now"
         );
         assert_eq!(off.len(), 0);
+    }
+
+    #[test]
+    fn the_only_fresh_address_is_found_without_a_replay() {
+        let cache = cache();
+        let now = Instant::now();
+        let v6 = SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 443));
+        let only = |name, at, admits: &dyn Fn(&SocketAddr) -> bool| {
+            cache.only_fresh_addr(&key(name), now + at, admits)
+        };
+        cache.record(
+            &key("one.test"),
+            &Answer::all(Ok(vec![addr(1), addr(1)])),
+            now,
+        );
+        assert_eq!(
+            only("one.test", ms(0), &|_| true),
+            Some(addr(1)),
+            "a repeat is one"
+        );
+        assert_eq!(only("one.test", ms(1000), &|_| true), None, "stale");
+        cache.record(&key("two.test"), &Answer::ipv6(Ok(vec![v6])), now);
+        assert_eq!(
+            only("two.test", ms(0), &|_| true),
+            None,
+            "the A answer is missing"
+        );
+        cache.record(&key("two.test"), &Answer::ipv4(Ok(vec![addr(2)])), now);
+        assert_eq!(only("two.test", ms(0), &|_| true), None, "two addresses");
+        assert_eq!(only("two.test", ms(0), &SocketAddr::is_ipv4), Some(addr(2)));
+        assert_eq!(only("two.test", ms(0), &|_| false), None);
+        assert_eq!(only("none.test", ms(0), &|_| true), None);
     }
 
     #[test]
