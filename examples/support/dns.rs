@@ -4,13 +4,13 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
 /// What the server does with one record type's queries.
@@ -38,6 +38,8 @@ pub struct Zone {
     a: Mutex<Behaviour>,
     ttl: AtomicU32,
     queries: AtomicUsize,
+    /// Whether negative answers carry an SOA record (so that resolvers may cache them).
+    soa: AtomicBool,
 }
 
 impl Zone {
@@ -48,6 +50,7 @@ impl Zone {
             a: Mutex::new(a),
             ttl: AtomicU32::new(60),
             queries: AtomicUsize::new(0),
+            soa: AtomicBool::new(false),
         })
     }
 
@@ -60,6 +63,12 @@ impl Zone {
     /// The TTL of the next answers' records, in seconds.
     pub fn set_ttl(&self, seconds: u32) {
         self.ttl.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Negative answers carry an SOA record whose minimum is the TTL, as a real zone's do, so
+    /// that a resolver may cache them.
+    pub fn with_soa(&self) {
+        self.soa.store(true, Ordering::SeqCst);
     }
 
     /// How many queries have come so far.
@@ -98,13 +107,14 @@ pub async fn serve_zone(addr: SocketAddr, zone: Arc<Zone>) -> SocketAddr {
                 _ => Behaviour::NoData,
             };
             let ttl = zone.ttl.load(Ordering::SeqCst);
+            let soa = zone.soa.load(Ordering::SeqCst);
             let socket = socket.clone();
             // A task per query, so a delayed answer holds up only itself.
             tokio::spawn(async move {
                 if let Behaviour::Answer(after, _) = &behaviour {
                     tokio::time::sleep(*after).await;
                 }
-                if let Some(bytes) = respond(&query, &behaviour, ttl) {
+                if let Some(bytes) = respond(&query, &behaviour, ttl, soa) {
                     let _ = socket.send_to(&bytes, peer).await;
                 }
             });
@@ -113,7 +123,7 @@ pub async fn serve_zone(addr: SocketAddr, zone: Arc<Zone>) -> SocketAddr {
     addr
 }
 
-fn respond(query: &Message, behaviour: &Behaviour, ttl: u32) -> Option<Vec<u8>> {
+fn respond(query: &Message, behaviour: &Behaviour, ttl: u32, soa: bool) -> Option<Vec<u8>> {
     let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
     response.metadata.recursion_desired = query.metadata.recursion_desired;
     response.metadata.recursion_available = true;
@@ -124,6 +134,7 @@ fn respond(query: &Message, behaviour: &Behaviour, ttl: u32) -> Option<Vec<u8>> 
     match behaviour {
         Behaviour::Drop => return None,
         Behaviour::Garbage => return Some(b"\x13\x37 this is not DNS".to_vec()),
+        Behaviour::Answer(_, ips) if ips.is_empty() && soa => add_soa(&mut response, ttl),
         Behaviour::Answer(_, ips) => {
             for ip in ips {
                 let rdata = match ip {
@@ -133,23 +144,43 @@ fn respond(query: &Message, behaviour: &Behaviour, ttl: u32) -> Option<Vec<u8>> 
                 response.add_answer(Record::from_rdata(name.clone(), ttl, rdata));
             }
         }
+        Behaviour::NoData if soa => add_soa(&mut response, ttl),
         Behaviour::NoData => {}
-        Behaviour::NxDomain => response.metadata.response_code = ResponseCode::NXDomain,
+        Behaviour::NxDomain => {
+            response.metadata.response_code = ResponseCode::NXDomain;
+            if soa {
+                add_soa(&mut response, ttl);
+            }
+        }
         Behaviour::ServFail => response.metadata.response_code = ResponseCode::ServFail,
         Behaviour::Truncated => response.metadata.truncation = true,
     }
     response.to_vec().ok()
 }
 
+/// An SOA record for the zone `test.`, whose minimum (the negative TTL) is `ttl`.
+fn add_soa(response: &mut Message, ttl: u32) {
+    let zone = Name::from_ascii("test.").unwrap();
+    let host = Name::from_ascii("ns.test.").unwrap();
+    let soa = SOA::new(host.clone(), host, 1, 3600, 600, 86_400, ttl);
+    response.add_authority(Record::from_rdata(zone, ttl, RData::SOA(soa)));
+}
+
 /// A resolver that asks only the test server, over UDP, waiting at most 600 ms per query.
 #[cfg(feature = "hickory")]
 pub fn resolver(server: SocketAddr) -> connect_any::HickoryResolver {
+    resolver_waiting(server, Duration::from_millis(600))
+}
+
+/// A resolver that asks only the test server, over UDP, waiting at most `timeout` per query.
+#[cfg(feature = "hickory")]
+pub fn resolver_waiting(server: SocketAddr, timeout: Duration) -> connect_any::HickoryResolver {
     use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
     let mut name_server = NameServerConfig::udp(server.ip());
     name_server.connections[0].port = server.port();
     let config = ResolverConfig::from_parts(None, vec![], vec![name_server]);
     let mut options = ResolverOpts::default();
-    options.timeout = Duration::from_millis(600);
+    options.timeout = timeout;
     options.attempts = 1;
     options.use_hosts_file = ResolveHosts::Never;
     connect_any::HickoryResolver::with_config(config, options).unwrap()
