@@ -106,3 +106,50 @@ fn a_healthy_connect_allocates_little_and_spawns_nothing() {
         );
     });
 }
+
+/// A resolver that answers every name with one address.
+struct One(SocketAddr);
+
+impl connect_any::Resolve for One {
+    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> connect_any::Resolving<'a> {
+        let addr = self.0;
+        Box::pin(async move { Ok(vec![addr]) })
+    }
+}
+
+#[test]
+fn a_cached_name_with_one_address_allocates_as_a_literal_does() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let connector = Connector::new().resolver(One(addr));
+        // Parsed once, as a service that dials one upstream keeps it.
+        let target = connect_any::Target::parse(&format!("one.test:{}", addr.port())).unwrap();
+        // The first connect asks the resolver and fills the cache.
+        drop(connector.connect(&target).await.unwrap());
+        drop(listener.accept().await.unwrap());
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        let mut worst = 0;
+        for _ in 0..50 {
+            let (stream, allocations, bytes) = counted(connector.connect(&target)).await;
+            drop(stream.unwrap());
+            drop(listener.accept().await.unwrap());
+            worst = worst.max(allocations);
+            println!("connect(cached name): {allocations} allocations, {bytes} bytes");
+        }
+        assert!(
+            worst <= MAX_ALLOCATIONS,
+            "{worst} allocations, documented at most {MAX_ALLOCATIONS}"
+        );
+        let alive = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert_eq!(alive, tasks, "no refresh, no task, for a fresh answer");
+    });
+}

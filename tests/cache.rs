@@ -40,6 +40,14 @@ impl Scripted {
         };
     }
 
+    /// Answers nothing, ever: a server that went silent.
+    fn hang(&self) {
+        *self.answers.lock().unwrap() = TimedParts {
+            parts: Vec::new(),
+            then_hangs: true,
+        };
+    }
+
     fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
@@ -247,6 +255,33 @@ async fn a_refresh_is_bounded_by_the_resolve_timeout() {
         3,
         "the timed-out refresh let another start"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_refresh_outlives_the_connect_only_until_the_resolve_timeout() {
+    let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
+    let connector = connector(&resolver).resolve_timeout(ms(400));
+    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
+    tokio::time::sleep(ms(1000)).await;
+    resolver.hang();
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    let (starts, won) = connect(&connector, &[connects(v4(1))]).await;
+    assert_eq!((starts, won.unwrap()), (vec![(v4(1), ms(0))], v4(1)));
+    assert_eq!(
+        tasks(),
+        before + 1,
+        "the refresh runs on after the connect returned"
+    );
+    tokio::time::sleep(ms(398)).await;
+    assert_eq!(tasks(), before + 1);
+    tokio::time::sleep(ms(2)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(tasks(), before, "and ends at the resolve timeout");
 }
 
 #[tokio::test(start_paused = true)]
