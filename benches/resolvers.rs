@@ -27,25 +27,26 @@ const ROUNDS: usize = 4_000;
 const BURST: usize = 1000;
 const BURST_ROUNDS: usize = 10;
 
-const VARIANTS: [&str; 5] = [
+const VARIANTS: [&str; 6] = [
     "IP literal",
     "SystemResolver, cached",
     "SystemResolver, uncached",
     "HickoryResolver, cached",
     "HickoryResolver, hickory's cache",
+    "two addresses, cached (the race)",
 ];
 /// The variants bursts compare: the literal and the cached names.
 const BURST_VARIANTS: [usize; 3] = [0, 1, 3];
 
 /// A new random order of the variants for each round (xorshift, fixed seed).
-struct Order(u64, [usize; 5]);
+struct Order(u64, [usize; 6]);
 
 impl Order {
     fn new() -> Self {
-        Self(0x9e37_79b9_7f4a_7c15, [0, 1, 2, 3, 4])
+        Self(0x9e37_79b9_7f4a_7c15, [0, 1, 2, 3, 4, 5])
     }
 
-    fn next(&mut self) -> [usize; 5] {
+    fn next(&mut self) -> [usize; 6] {
         for i in (1..self.1.len()).rev() {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
@@ -70,7 +71,21 @@ fn stats(times: &mut [Duration]) -> (Duration, Duration) {
 struct Setup {
     literal: SocketAddr,
     /// By variant, as `VARIANTS` names them.
-    connectors: [Connector; 5],
+    connectors: [Connector; 6],
+}
+
+/// Answers every name with 127.0.0.1 and 127.0.0.2: a cached name with two addresses, which
+/// takes the general path (a race, though the first address connects).
+struct Two;
+
+impl connect_any::Resolve for Two {
+    fn resolve<'a>(&'a self, _host: &'a str, port: u16) -> connect_any::Resolving<'a> {
+        let addrs = vec![
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), port)),
+        ];
+        Box::pin(async move { Ok(addrs) })
+    }
 }
 
 impl Setup {
@@ -86,6 +101,7 @@ impl Setup {
                 only_v4.clone().answer_cache(None),
                 hickory.clone(),
                 hickory.answer_cache(None),
+                only_v4.resolver(Two),
             ],
         }
     }
@@ -96,6 +112,7 @@ impl Setup {
         match variant {
             0 => connector.connect(self.literal).await,
             1 | 2 => connector.connect(("localhost", port)).await,
+            5 => connector.connect(("two.test", port)).await,
             _ => connector.connect(("bench.test", port)).await,
         }
         .unwrap()
@@ -145,7 +162,7 @@ async fn measure(setup: Arc<Setup>) {
         let variant = round % VARIANTS.len();
         setup.connect(variant).await.set_zero_linger().unwrap();
     }
-    let mut times: [Vec<Duration>; 5] = Default::default();
+    let mut times: [Vec<Duration>; 6] = Default::default();
     let mut order = Order::new();
     for _ in 0..ROUNDS {
         for variant in order.next() {
@@ -166,7 +183,7 @@ async fn measure(setup: Arc<Setup>) {
         );
     }
 
-    let mut bursts: [Vec<Duration>; 5] = Default::default();
+    let mut bursts: [Vec<Duration>; 6] = Default::default();
     for round in 0..BURST_ROUNDS {
         for step in 0..BURST_VARIANTS.len() {
             let variant = BURST_VARIANTS[(round + step) % BURST_VARIANTS.len()];
