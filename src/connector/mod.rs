@@ -2,6 +2,7 @@
 
 pub(crate) mod expiring;
 pub(crate) mod history;
+mod nat64;
 pub(crate) mod pipeline;
 pub(crate) mod settings;
 pub(crate) mod socket;

@@ -6,16 +6,18 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use futures_util::future::Either;
-use futures_util::{StreamExt, TryFutureExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::connector::history::{HostKey, Recalled};
+use crate::connector::nat64::{
+    dial_maybe_through_nat64, nat64_prefix, note_missing_routes, synthesizes,
+};
 use crate::connector::settings::{Settings, Strategy};
 use crate::error::{ConnectError, Stage};
 use crate::limits::{
@@ -33,9 +35,7 @@ use crate::report::observer::{Observer, Observing};
 use crate::resolve::answers::Answering;
 use crate::resolve::cache::{Cache, Found, Refresh, refresh, subscribe};
 use crate::resolve::gather::{Gathered, Later, Unanswered, gather, gather_at_hand};
-use crate::resolve::nat64::{
-    Ipv4Reach, Nat64, Nat64Prefix, has_route, host_ipv4, may_synthesize, synthesize,
-};
+use crate::resolve::nat64::{Nat64, may_synthesize};
 use crate::target::Target;
 
 /// The addresses to race, in order, the answers still to come, and what the winner memory
@@ -146,14 +146,6 @@ fn only_cached_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> 
 fn dialed_directly(settings: &Settings, addr: &SocketAddr) -> bool {
     let allowed = settings.families.allows(addr) && settings.policy.allows(addr);
     allowed && !(may_synthesize(addr) && synthesizes(settings))
-}
-
-/// Whether IPv4 destinations may be reached through NAT64 on this connector's host: it has no
-/// IPv4 address or no default route, or a connect found an IPv4 destination without a route.
-#[inline]
-fn synthesizes(settings: &Settings) -> bool {
-    let state = &settings.nat64_state;
-    settings.nat64 != Nat64::Off && (state.without_ipv4() || host_ipv4() != Ipv4Reach::Everywhere)
 }
 
 /// One attempt, bounded by the deadline and the tokens with the race's tie rules; the log is
@@ -272,7 +264,7 @@ where
     let literals = target.name_and_port().is_none();
     let may_need_nat64 = !literals || target.addrs().iter().any(may_synthesize);
     if may_need_nat64 && synthesizes(settings) {
-        Box::pin(nat64_prefix(settings, limits)).await;
+        Box::pin(nat64_prefix(settings, limits.deadline, limits.cancel)).await;
     }
     // Taken apart here, so that the race's state keeps only what is used after it.
     let Addresses {
@@ -304,80 +296,6 @@ where
     note_missing_routes(settings, &outcome, &log);
     let memory = key.map(|key| (key, remembered));
     settle(settings, target, outcome, log, memory, Instant::now)
-}
-
-/// Notes, after a race that ended with `outcome`, whether an IPv4 destination had no route
-/// (every attempt failed, some for want of one): later connects then go through NAT64.
-fn note_missing_routes<S>(settings: &Settings, outcome: &Outcome<S>, log: &Log<'_>) {
-    let all_failed = matches!(outcome, Outcome::AllFailed);
-    if all_failed && settings.nat64 != Nat64::Off && log.failed_for_want_of_a_route() {
-        settings.nat64_state.found_without_ipv4();
-    }
-}
-
-/// The NAT64 prefix to dial IPv4 addresses through, learnt within the connect's deadline and
-/// tokens; `None` if none could be had.
-async fn nat64_prefix(settings: &Settings, limits: Limits<'_>) -> Option<Nat64Prefix> {
-    let learning = settings
-        .nat64_state
-        .prefix(settings.nat64, &settings.resolver);
-    match bounded(learning, limits.deadline, limits.cancel).await {
-        Bounded::Done(Ok(prefix)) => Some(prefix),
-        Bounded::Done(Err(error)) => {
-            tracing::debug!(%error, "no NAT64 prefix");
-            None
-        }
-        Bounded::TimedOut | Bounded::Cancelled => None,
-    }
-}
-
-/// The address to dial for `addr`: its NAT64 form for an IPv4 address that may be synthesized
-/// and has no route, when a prefix is at hand. On an IPv6-only host no IPv4 address has a
-/// route, nor, once a connect found one without, on any; on a host with IPv4 addresses but
-/// no default route, each destination is asked about.
-#[inline]
-fn dialed(settings: &Settings, addr: SocketAddr) -> SocketAddr {
-    let SocketAddr::V4(v4) = addr else {
-        return addr;
-    };
-    if !may_synthesize(&addr) || !synthesizes(settings) {
-        return addr;
-    }
-    let ask = host_ipv4() == Ipv4Reach::Partly && !settings.nat64_state.without_ipv4();
-    if ask && has_route(*v4.ip()) {
-        return addr;
-    }
-    let Some(prefix) = settings.nat64_state.at_hand(settings.nat64) else {
-        return addr;
-    };
-    let dialed = synthesize(prefix, addr);
-    if dialed != addr {
-        tracing::debug!(%addr, %dialed, "dialing through NAT64");
-    }
-    dialed
-}
-
-/// Dials `addr`, or its NAT64 form (see [`dialed`]); an error of the NAT64 form names it, as
-/// the race and its report name `addr`. Boxed when synthesized: only NAT64 hosts pay for it.
-#[inline]
-fn dial_maybe_through_nat64<S, D, Fut>(
-    settings: &Settings,
-    dial: &mut D,
-    addr: SocketAddr,
-) -> Either<Fut, Pin<Box<impl Future<Output = io::Result<S>> + use<S, D, Fut>>>>
-where
-    D: FnMut(SocketAddr) -> Fut,
-    Fut: Future<Output = io::Result<S>>,
-{
-    let synthesized = dialed(settings, addr);
-    if synthesized == addr {
-        return Either::Left(dial(addr));
-    }
-    let named = move |error: io::Error| {
-        let message = format!("{synthesized} through NAT64: {error}");
-        io::Error::new(error.kind(), message)
-    };
-    Either::Right(Box::pin(dial(synthesized).map_err(named)))
 }
 
 /// `result` with the report attached, if `log` recorded one, and told to the event hook, if
