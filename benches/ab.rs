@@ -17,8 +17,9 @@
 //! same few microseconds to both sides).
 //!
 //! `cargo bench --bench ab` prints, per setup, the median and the 10%-trimmed mean per variant
-//! and the ratio of ours (`Connector::connect`) to tokio's, by literal and by name; then bursts
-//! of 1,000 concurrent connects.
+//! and the ratio of ours (`Connector::connect`) to tokio's, by literal, by name without the
+//! answer cache (both sides ask getaddrinfo every time) and by name with it (the default);
+//! then bursts of 1,000 concurrent connects.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -81,9 +82,8 @@ enum Target {
     Name(String),
 }
 
-/// Interleaved rounds of one pair: tokio's times and ours.
-async fn pair(target: Target) -> [Vec<Duration>; 2] {
-    let connector = Connector::new();
+/// Interleaved rounds of one pair: tokio's times and ours, through `connector`.
+async fn pair(target: Target, connector: Connector) -> [Vec<Duration>; 2] {
     for round in 0..WARM_UP {
         once(round % 2, &target, &connector).await;
     }
@@ -149,10 +149,12 @@ impl Setup {
         builder.enable_all().build().unwrap()
     }
 
-    fn pair(self, runtime: &Runtime, target: Target) -> [Vec<Duration>; 2] {
+    fn pair(self, runtime: &Runtime, target: Target, connector: Connector) -> [Vec<Duration>; 2] {
         match self {
-            Setup::MultiThreadTask => runtime.block_on(runtime.spawn(pair(target))).unwrap(),
-            _ => runtime.block_on(pair(target)),
+            Setup::MultiThreadTask => runtime
+                .block_on(runtime.spawn(pair(target, connector)))
+                .unwrap(),
+            _ => runtime.block_on(pair(target, connector)),
         }
     }
 }
@@ -192,10 +194,17 @@ fn main() {
     ] {
         println!("{}:", setup.name());
         let runtime = setup.runtime();
-        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Addr(addr));
+        let connector = Connector::new;
+        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Addr(addr), connector());
         report("literal", &mut tokio, &mut ours);
-        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Name(name.clone()));
+        // Without the answer cache, both sides ask getaddrinfo on every connect: the cost of
+        // our machinery around the same lookup.
+        let uncached = connector().answer_cache(None);
+        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Name(name.clone()), uncached);
         report("name", &mut tokio, &mut ours);
+        // With it (the default), ours asks once.
+        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Name(name.clone()), connector());
+        report("cached", &mut tokio, &mut ours);
     }
 
     let runtime = Setup::MultiThreadTask.runtime();

@@ -283,8 +283,11 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let ended = io::Error::other("the lookup ended without an answer");
-        self.answer(Err(Arc::new(ended)));
+        // The usual call has answered: its error is built only when it did not.
+        if !self.flight.is_answered() {
+            let ended = io::Error::other("the lookup ended without an answer");
+            self.answer(Err(Arc::new(ended)));
+        }
     }
 }
 
