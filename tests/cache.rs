@@ -23,6 +23,8 @@ use connect_any::{
 struct Scripted {
     answers: Mutex<TimedParts>,
     calls: AtomicUsize,
+    /// The next call panics.
+    panics: std::sync::atomic::AtomicBool,
 }
 
 impl Scripted {
@@ -60,6 +62,9 @@ impl Resolve for Scripted {
 
     fn resolve_in_parts<'a>(&'a self, _host: &'a str, _port: u16) -> Answering<'a> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.panics.swap(false, Ordering::SeqCst) {
+            panic!("a scripted resolver panic");
+        }
         self.answers.lock().unwrap().answering()
     }
 }
@@ -282,6 +287,28 @@ async fn the_refresh_outlives_the_connect_only_until_the_resolve_timeout() {
     tokio::time::sleep(ms(2)).await;
     tokio::task::yield_now().await;
     assert_eq!(tasks(), before, "and ends at the resolve timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_panics_lets_the_next_one_start() {
+    let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
+    let connector = connector(&resolver);
+    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
+    tokio::time::sleep(ms(1000)).await;
+    resolver.panics.store(true, Ordering::SeqCst);
+    let (starts, won) = connect(&connector, &[connects(v4(1))]).await;
+    assert_eq!(
+        (starts, won.unwrap()),
+        (vec![(v4(1), ms(0))], v4(1)),
+        "the stale answer served"
+    );
+    tokio::time::sleep(ms(1)).await;
+    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
+    assert_eq!(
+        resolver.calls(),
+        3,
+        "the panicked refresh is no longer in flight"
+    );
 }
 
 #[tokio::test(start_paused = true)]

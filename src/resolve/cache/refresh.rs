@@ -55,6 +55,13 @@ pub(crate) fn refresh(start: RefreshStart, refresh: Refresh) {
     let RefreshStart { id, sender } = start;
     tracing::debug!(host = %name, port, "answer refresh started");
     tokio::spawn(async move {
+        // Cleared however the task ends: answered, timed out, panicked in the resolver, or
+        // dropped with its runtime.
+        let in_flight = InFlight {
+            cache: cache.clone(),
+            key: key.clone(),
+            id,
+        };
         let began = Instant::now();
         let mut answers = resolver.resolve_in_parts(&name, port);
         let mut answered = false;
@@ -77,9 +84,8 @@ pub(crate) fn refresh(start: RefreshStart, refresh: Refresh) {
             }
         };
         sender.send_modify(|progress| progress.done = true);
-        let now = Instant::now();
-        cache.refreshed(&key, id, now);
-        let elapsed = now - began;
+        drop(in_flight);
+        let elapsed = began.elapsed();
         match (answered, ended) {
             (true, _) => tracing::debug!(host = %name, port, ?elapsed, "answer refresh finished"),
             (false, true) => tracing::debug!(host = %name, port, ?elapsed, "answer refresh failed"),
@@ -88,6 +94,19 @@ pub(crate) fn refresh(start: RefreshStart, refresh: Refresh) {
             }
         }
     });
+}
+
+/// Marks a name's refresh as ended, when dropped, so that another may start.
+struct InFlight {
+    cache: Arc<Cache>,
+    key: HostKey,
+    id: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.cache.refreshed(&self.key, self.id, Instant::now());
+    }
 }
 
 /// The answers of the refresh behind `progress`, as a resolver's stream: those heard so far
