@@ -4,7 +4,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use connect_any::{Connector, connect_any};
 use tokio::net::TcpListener;
@@ -17,17 +16,18 @@ const MAX_FUTURE_BYTES: usize = 512;
 
 struct Counting;
 
+// Per thread, so that tests running side by side do not count each other's allocations.
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    static BYTES: Cell<usize> = const { Cell::new(0) };
 }
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-static BYTES: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+            ALLOCATIONS.with(|count| count.set(count.get() + 1));
+            BYTES.with(|bytes| bytes.set(bytes.get() + layout.size()));
         }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
@@ -44,15 +44,12 @@ static ALLOCATOR: Counting = Counting;
 
 /// Allocations and bytes made on this thread while `f` runs.
 async fn counted<T>(f: impl Future<Output = T>) -> (T, usize, usize) {
-    let (count, bytes) = (
-        ALLOCATIONS.load(Ordering::SeqCst),
-        BYTES.load(Ordering::SeqCst),
-    );
+    let (count, bytes) = (ALLOCATIONS.with(Cell::get), BYTES.with(Cell::get));
     COUNTING.with(|c| c.set(true));
     let output = f.await;
     COUNTING.with(|c| c.set(false));
-    let count = ALLOCATIONS.load(Ordering::SeqCst) - count;
-    (output, count, BYTES.load(Ordering::SeqCst) - bytes)
+    let count = ALLOCATIONS.with(Cell::get) - count;
+    (output, count, BYTES.with(Cell::get) - bytes)
 }
 
 #[test]

@@ -290,6 +290,33 @@ async fn the_refresh_outlives_the_connect_only_until_the_resolve_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_fresh_answer_whose_addresses_all_fail_is_refreshed_by_the_next_connect() {
+    let refuses = |addr| (addr, Step::Fail(ms(1), ErrorKind::ConnectionRefused));
+    // One address (the literal's path) and two (the race's).
+    for cached in [vec![v4(1)], vec![v4(1), v4(3)]] {
+        let resolver = Scripted::new(&ipv4_at(0, &cached));
+        let connector = connector(&resolver);
+        connect(&connector, &[connects(v4(1))]).await.1.unwrap();
+        // The service moves to 127.0.0.1:2, and its old addresses refuse.
+        resolver.set(&ipv4_at(20, &[v4(2)]));
+        let steps = [refuses(v4(1)), refuses(v4(3)), connects(v4(2))];
+        let (starts, result) = connect(&connector, &steps).await;
+        assert!(starts.iter().all(|(_, at)| *at <= ms(1)), "{starts:?}");
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, ConnectError::AllAttemptsFailed { .. }),
+            "{error:?}"
+        );
+        assert_eq!(resolver.calls(), 1, "within the TTL");
+        // Every cached address failed: the answer is stale, and refreshed in the next race.
+        let (starts, won) = connect(&connector, &steps).await;
+        assert_eq!(starts.last(), Some(&(v4(2), ms(20))), "{starts:?}");
+        assert_eq!(won.unwrap(), v4(2));
+        assert_eq!(resolver.calls(), 2);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refresh_that_panics_lets_the_next_one_start() {
     let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
     let connector = connector(&resolver);

@@ -51,6 +51,8 @@ struct Addresses<'a> {
     /// The remembered winner whether or not the first answer returned it: a late answer may
     /// bring it, and it is forgotten the moment it fails.
     recalled: Option<SocketAddr>,
+    /// Whether they are the answer cache's fresh answers, to make stale if every one fails.
+    cached: bool,
 }
 
 /// When one connect began and what ends it early.
@@ -96,11 +98,15 @@ where
 {
     let unobserved = !report && settings.hook.is_none();
     let direct = match unobserved && !tracing::enabled!(tracing::Level::DEBUG) {
-        true => direct_addr(settings, target).or_else(|| only_cached_addr(settings, target)),
+        true => direct_addr(settings, target)
+            .map(|addr| (addr, false))
+            .or_else(|| only_cached_addr(settings, target).map(|addr| (addr, true))),
         false => None,
     };
     match direct {
-        Some(addr) => Either::Left(connect_direct(settings, target, addr, call_token, dial)),
+        Some((addr, cached)) => Either::Left(connect_direct(
+            settings, target, addr, cached, call_token, dial,
+        )),
         None => {
             let span =
                 tracing::debug_span!("connect", target = %target, strategy = ?settings.strategy);
@@ -140,6 +146,17 @@ fn only_cached_addr(settings: &Settings, target: &Target) -> Option<SocketAddr> 
     cache.only_fresh_addr(&key, Instant::now(), |addr| dialed_directly(settings, addr))
 }
 
+/// Makes the cached answers a connect raced stale, if every attempt failed: the service may
+/// have moved, and the next connect asks the resolver while it races them.
+fn expire_when_all_failed<S>(settings: &Settings, target: &Target, outcome: &Outcome<S>) {
+    let all_failed = matches!(outcome, Outcome::AllFailed);
+    if let (true, Some(cache), Some((name, port))) =
+        (all_failed, &settings.cache, target.name_and_port())
+    {
+        cache.expire(&HostKey::new(name, port), Instant::now());
+    }
+}
+
 /// Whether `addr` may be dialed without the general path: of an allowed family, allowed by
 /// the address policy, and not an IPv4 address on a host known to need NAT64 for it.
 #[inline]
@@ -149,11 +166,12 @@ fn dialed_directly(settings: &Settings, addr: &SocketAddr) -> bool {
 }
 
 /// One attempt, bounded by the deadline and the tokens with the race's tie rules; the log is
-/// written only if it failed.
+/// written only if it failed. `cached`: the address is a fresh cached answer's only one.
 async fn connect_direct<S, D, Fut>(
     settings: &Settings,
     target: &Target,
     addr: SocketAddr,
+    cached: bool,
     call_token: Option<&CancellationToken>,
     mut dial: D,
 ) -> Result<Won<S>, ConnectError>
@@ -196,6 +214,9 @@ where
     let now = Instant::now();
     let (outcome, log) = direct_outcome(ended, addr, began, now);
     note_missing_routes(settings, &outcome, &log);
+    if cached {
+        expire_when_all_failed(settings, target, &outcome);
+    }
     settle(settings, target, outcome, log, None, || now)
 }
 
@@ -273,6 +294,7 @@ where
         key,
         remembered,
         recalled,
+        cached,
     } = match addresses(settings, target, limits, &mut observing).await {
         Ok(found) => found,
         Err(error) => {
@@ -294,6 +316,9 @@ where
         race(addrs.into_owned(), later, pace, &mut dial, &mut log).await
     };
     note_missing_routes(settings, &outcome, &log);
+    if cached {
+        expire_when_all_failed(settings, target, &outcome);
+    }
     let memory = key.map(|key| (key, remembered));
     settle(settings, target, outcome, log, memory, Instant::now)
 }
@@ -477,6 +502,7 @@ async fn addresses<'a>(
         key: None,
         remembered: None,
         recalled: None,
+        cached: false,
     };
     let (name, port) = match (target.name_and_port(), target.addrs()) {
         (Some(named), _) => named,
@@ -522,6 +548,7 @@ async fn addresses<'a>(
         key,
         remembered,
         recalled,
+        cached: gathered.cached,
     })
 }
 
@@ -679,8 +706,12 @@ fn from_cache<'a>(
         Found::Miss => return Cached::Missing,
         Found::Fresh(replay) => {
             source(observing, AddressSource::Cache);
-            let gathered = gather_at_hand(replay, admission, now, observing)
-                .map(|addrs| Gathered { addrs, later: None });
+            let gathered =
+                gather_at_hand(replay, admission, now, observing).map(|addrs| Gathered {
+                    addrs,
+                    later: None,
+                    cached: true,
+                });
             let failed = |unanswered| unanswered_error(target, unanswered, now..now);
             return Cached::Gathered(gathered.map_err(failed));
         }
@@ -711,6 +742,7 @@ fn from_cache<'a>(
             Cached::Gathered(Ok(Gathered {
                 addrs,
                 later: Some(later),
+                cached: false,
             }))
         }
         Err(_) => Cached::Refreshing(answers),

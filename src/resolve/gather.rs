@@ -39,6 +39,8 @@ pub(crate) enum Unanswered {
 pub(crate) struct Gathered<'a> {
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) later: Option<Later<'a>>,
+    /// Whether they are the answer cache's fresh answers.
+    pub(crate) cached: bool,
 }
 
 /// Reads `answers` until the race may start, by the rules of [`Waiting`], within `until` (the
@@ -72,7 +74,12 @@ pub(crate) async fn gather<'a>(
     .await?;
     let (addrs, joining) = waiting.finish(Instant::now());
     let later = joining.map(|joining| Later { answers, joining });
-    Ok(Gathered { addrs, later })
+    let cached = false;
+    Ok(Gathered {
+        addrs,
+        later,
+        cached,
+    })
 }
 
 /// Answers already at hand (the answer cache's), decided at `now` as if they had all arrived

@@ -314,6 +314,25 @@ impl Cache {
         }
     }
 
+    /// Makes `key`'s fresh answers stale at `now`: every address they gave failed, so the
+    /// next connect races them while it asks the resolver again (with `max_stale` 0, it just
+    /// asks).
+    pub(crate) fn expire(&self, key: &HostKey, now: Instant) {
+        let mut names = lock(&self.names);
+        let Some((cached, _)) = names.get_mut(key, now) else {
+            return;
+        };
+        for part in [&mut cached.all, &mut cached.ipv6, &mut cached.ipv4]
+            .into_iter()
+            .flatten()
+        {
+            if part.is_fresh(now) {
+                part.expires = Some(now);
+            }
+        }
+        tracing::debug!("every cached address failed: the answer is stale now");
+    }
+
     /// The refresh `id` of `key` has ended: another may start.
     pub(crate) fn refreshed(&self, key: &HostKey, id: u64, now: Instant) {
         let mut names = lock(&self.names);
