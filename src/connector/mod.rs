@@ -195,7 +195,8 @@ impl Connector {
     /// setter (and [`resolver`](Self::resolver)) gives the connector a new, empty one.
     ///
     /// A cached address can be out of date: a service that moved (DNS-based failover) is
-    /// reached at its new address only once the answer expires and is refreshed, and a stale
+    /// reached at its new address once the answer expires and is refreshed, or sooner, once a
+    /// connect found every cached address failing (the answer is then stale), and a stale
     /// address may by then belong to someone else; plain TCP cannot tell, TLS (which checks
     /// the server's name) can. A short [`default_ttl`](AnswerCache::default_ttl) costs a
     /// background query per expiry, never a wait.
