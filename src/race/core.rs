@@ -223,10 +223,12 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
             Woke::Arrived(Some(arrival)) => {
                 let heard = arrival.heard.as_ref().map(|count| *count);
                 self.log.answer(arrival.family, heard, now);
-                withdraw(&mut self.pending, &arrival.withdrawn);
-                match arrival.refreshes {
-                    true => self.join_first(&arrival.added, now, driver),
-                    false => self.join(&arrival.added, now, driver),
+                match &arrival.refresh {
+                    Some(withdrawn) => {
+                        withdraw(&mut self.pending, withdrawn);
+                        self.join_first(&arrival.added, now, driver);
+                    }
+                    None => self.join(&arrival.added, now, driver),
                 }
             }
             Woke::Due => {

@@ -84,7 +84,8 @@ where
         // yield costs more than the timer (the yielded task wakes another worker, which may
         // take it: 1.28x a literal connect with it, 1.15x without, in the `resolvers` bench).
         // The timer's due instant does not move.
-        before_first_timer: on_current_thread().then(tokio::task::yield_now),
+        // The runtime is asked only when a timer is about to be set.
+        before_first_timer: Some(tokio::task::yield_now()),
         running: Running::default(),
         dial,
         begun: false,
@@ -169,7 +170,9 @@ where
                         return Poll::Pending;
                     };
                     if let Some(yielding) = yielded.as_mut().as_pin_mut() {
-                        ready!(yielding.poll(cx));
+                        if on_current_thread() {
+                            ready!(yielding.poll(cx));
+                        }
                         yielded.set(None);
                     }
                     timer.poll_until(due, cx)

@@ -261,10 +261,10 @@ pub(crate) struct Arrival {
     pub(crate) heard: io::Result<usize>,
     /// Its addresses that are new and may be dialed, in order.
     pub(crate) added: Vec<SocketAddr>,
-    /// Whether it refreshes a stale answer: its new addresses then go first, at once.
-    pub(crate) refreshes: bool,
-    /// The stale addresses of its family that it no longer lists: not to be started.
-    pub(crate) withdrawn: Vec<SocketAddr>,
+    /// For a refresh of a stale answer (whose new addresses go first, at once), the stale
+    /// addresses of its family that it no longer lists: not to be started. Boxed, so that a
+    /// late answer, which the race's events carry by value, stays small.
+    pub(crate) refresh: Option<Box<[SocketAddr]>>,
 }
 
 impl<'a> Later<'a> {
@@ -346,8 +346,7 @@ impl<'a> Joining<'a> {
             family: answer.family,
             heard,
             added,
-            refreshes: self.refreshing,
-            withdrawn,
+            refresh: self.refreshing.then(|| withdrawn.into_boxed_slice()),
         }
     }
 }
