@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connect_any::{AnswerCache, Connector, Nat64, SystemResolver};
-use dns::{Behaviour, Zone, resolver_waiting, serve_zone};
+use dns::{Behaviour, Zone, resolver_waiting, serve_zone_on_a_thread};
 
 const ANSWER_TIME: Duration = Duration::from_millis(20);
 const TTL: Duration = Duration::from_secs(1);
@@ -38,19 +38,8 @@ fn dns_thread(addr: SocketAddr) -> (Arc<Zone>, SocketAddr) {
     answering(&zone);
     zone.set_ttl(TTL.as_secs() as u32);
     zone.with_soa();
-    let (sender, served) = std::sync::mpsc::channel();
-    let serving = zone.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            sender.send(serve_zone(addr, serving).await).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    (zone, served.recv().unwrap())
+    let served = serve_zone_on_a_thread(addr, zone.clone());
+    (zone, served)
 }
 
 /// A listener on 127.0.0.1 that drops what it accepts, on a thread of its own.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connect_any::{Connector, IpFamilies};
-use dns::{Behaviour, dns_server, resolver};
+use dns::{Behaviour, Zone, resolver, serve_zone_on_a_thread};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
@@ -140,21 +140,11 @@ fn listener_thread() -> SocketAddr {
 
 /// The DNS server, answering `bench.test` with loopback at once, on a thread of its own.
 fn dns_thread() -> SocketAddr {
-    let (sender, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            // Both answers positive, so that hickory caches both (a NODATA without SOA is not).
-            let v4 = Behaviour::Answer(Duration::ZERO, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
-            let v6 = Behaviour::Answer(Duration::ZERO, vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]);
-            sender.send(dns_server(v6, v4).await).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    address.recv().unwrap()
+    // Both answers positive, so that hickory caches both (a NODATA without SOA is not).
+    let v4 = Behaviour::Answer(Duration::ZERO, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    let v6 = Behaviour::Answer(Duration::ZERO, vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]);
+    let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    serve_zone_on_a_thread(any_port, Zone::new(v6, v4))
 }
 
 async fn measure(setup: Arc<Setup>) {

@@ -52,6 +52,36 @@ async fn counted<T>(f: impl Future<Output = T>) -> (T, usize, usize) {
     (output, count, BYTES.with(Cell::get) - bytes)
 }
 
+/// Fifty connects made by `connect` to `listener`'s address: each makes at most
+/// `MAX_ALLOCATIONS` allocations on this thread, and none leaves a task behind.
+async fn fifty_connects_allocate_little<F>(
+    label: &str,
+    listener: &TcpListener,
+    mut connect: impl FnMut() -> F,
+) where
+    F: Future<Output = Result<tokio::net::TcpStream, connect_any::ConnectError>>,
+{
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    let mut worst = 0;
+    for _ in 0..50 {
+        let (stream, allocations, bytes) = counted(connect()).await;
+        drop(stream.unwrap());
+        drop(listener.accept().await.unwrap());
+        worst = worst.max(allocations);
+        println!("{label}: {allocations} allocations, {bytes} bytes");
+    }
+    assert!(
+        worst <= MAX_ALLOCATIONS,
+        "{label}: {worst} allocations, documented at most {MAX_ALLOCATIONS}"
+    );
+    assert_eq!(tasks(), before, "{label}: no task spawned per connect");
+}
+
 #[test]
 fn a_healthy_connect_allocates_little_and_spawns_nothing() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -63,26 +93,8 @@ fn a_healthy_connect_allocates_little_and_spawns_nothing() {
         let addr: SocketAddr = listener.local_addr().unwrap();
         // Warm up: the default connector and the runtime's lazily built parts.
         drop(connect_any(addr).await.unwrap());
-        let tasks = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-
-        let mut worst = 0;
-        for _ in 0..50 {
-            let (stream, allocations, bytes) = counted(connect_any(addr)).await;
-            drop(stream.unwrap());
-            drop(listener.accept().await.unwrap());
-            worst = worst.max(allocations);
-            println!("connect_any(SocketAddr): {allocations} allocations, {bytes} bytes");
-        }
-        assert!(
-            worst <= MAX_ALLOCATIONS,
-            "{worst} allocations, documented at most {MAX_ALLOCATIONS}"
-        );
-        let alive = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-        assert_eq!(alive, tasks, "no task spawned per connect");
+        fifty_connects_allocate_little("connect_any(SocketAddr)", &listener, || connect_any(addr))
+            .await;
 
         let future = connect_any(addr);
         let size = std::mem::size_of_val(&future);
@@ -129,24 +141,10 @@ fn a_cached_name_with_one_address_allocates_as_a_literal_does() {
         // The first connect asks the resolver and fills the cache.
         drop(connector.connect(&target).await.unwrap());
         drop(listener.accept().await.unwrap());
-        let tasks = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-        let mut worst = 0;
-        for _ in 0..50 {
-            let (stream, allocations, bytes) = counted(connector.connect(&target)).await;
-            drop(stream.unwrap());
-            drop(listener.accept().await.unwrap());
-            worst = worst.max(allocations);
-            println!("connect(cached name): {allocations} allocations, {bytes} bytes");
-        }
-        assert!(
-            worst <= MAX_ALLOCATIONS,
-            "{worst} allocations, documented at most {MAX_ALLOCATIONS}"
-        );
-        let alive = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-        assert_eq!(alive, tasks, "no refresh, no task, for a fresh answer");
+        // No refresh, so no task, for a fresh answer.
+        fifty_connects_allocate_little("connect(cached name)", &listener, || {
+            connector.connect(&target)
+        })
+        .await;
     });
 }

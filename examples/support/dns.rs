@@ -87,6 +87,23 @@ pub async fn dns_server_on(addr: SocketAddr, aaaa: Behaviour, a: Behaviour) -> S
     serve_zone(addr, Zone::new(aaaa, a)).await
 }
 
+/// Serves `zone` on `addr` from a thread of its own, with a runtime of its own, so that the
+/// server's work does not share the runtime being measured; for benches.
+pub fn serve_zone_on_a_thread(addr: SocketAddr, zone: Arc<Zone>) -> SocketAddr {
+    let (sender, served) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            sender.send(serve_zone(addr, zone).await).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    served.recv().unwrap()
+}
+
 /// Serves `zone` on `addr` until dropped with the runtime.
 pub async fn serve_zone(addr: SocketAddr, zone: Arc<Zone>) -> SocketAddr {
     let socket = Arc::new(UdpSocket::bind(addr).await.unwrap());
