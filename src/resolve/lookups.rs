@@ -142,9 +142,10 @@ impl Lookups {
             // Waiters queued for a slot of their own leave the queue.
             state.wakers.iter().for_each(Waker::wake_by_ref);
         }
-        let call = Call {
+        let mut call = Call {
             flight: flight.clone(),
             abandoned: self.abandoned.clone(),
+            answered: false,
         };
         let blocking = self.blocking;
         // Detached: the call answers its flight itself.
@@ -259,12 +260,16 @@ impl Flight {
 struct Call {
     flight: Arc<Flight>,
     abandoned: Arc<AtomicUsize>,
+    /// Whether this call gave its answer, so that dropping it need not lock the flight
+    /// while its waiters read the answer.
+    answered: bool,
 }
 
 impl Call {
     /// Records the answer, if none was, frees the call's slot or its place among the abandoned,
     /// and wakes every waiter.
-    fn answer(&self, answer: SharedAnswer) {
+    fn answer(&mut self, answer: SharedAnswer) {
+        self.answered = true;
         let (wakers, slot) = {
             let mut state = self.flight.lock();
             if matches!(state.stage, Progress::Answered(_)) {
@@ -284,7 +289,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         // The usual call has answered: its error is built only when it did not.
-        if !self.flight.is_answered() {
+        if !self.answered {
             let ended = io::Error::other("the lookup ended without an answer");
             self.answer(Err(Arc::new(ended)));
         }
