@@ -46,7 +46,13 @@ pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 /// The connector drops the future (or stream) when the connect ends early: a timeout, a
 /// cancellation, a dropped connect, or for [`resolve_in_parts`](Self::resolve_in_parts) once it
 /// no longer waits for late answers. Dropping must stop the work or leave it bounded;
-/// [`SystemResolver`](crate::SystemResolver) says what it cannot stop.
+/// [`SystemResolver`](crate::SystemResolver) says what it cannot stop. The
+/// [answer cache](crate::Connector::answer_cache) refreshes a stale answer by calling
+/// [`resolve_in_parts`](Self::resolve_in_parts) from a task of its own, which drops the stream
+/// at the resolve timeout, if one is set.
+///
+/// An answer may say how long it may be kept ([`Answer::with_ttl`](crate::Answer::with_ttl));
+/// one that does not is kept for the cache's default TTL.
 ///
 /// # Examples
 ///

@@ -39,7 +39,11 @@ const MAX_ABANDONED_LOOKUPS: usize = 96;
 /// What a timeout or a drop cannot stop: a `getaddrinfo` call that has started runs to its end
 /// on its blocking thread (glibc gives up after its own timeout, 5 s per try by default, 2
 /// tries), and a runtime that shuts down waits for it, as it waits for any `spawn_blocking`
-/// task. Nothing else of the connect outlives it.
+/// task. Nothing else of the connect outlives it but the refresh of a stale cached answer (see
+/// [`Connector::answer_cache`](crate::Connector::answer_cache)).
+///
+/// `getaddrinfo` tells no TTL, so the connector's answer cache keeps its answers for the
+/// cache's default TTL (30 s unless set).
 ///
 /// Errors carry kinds callers can match: `NotFound` for a name that does not exist,
 /// `TimedOut` for a temporary failure, and the system's text as the message.
