@@ -253,6 +253,51 @@ mod tests {
         assert_eq!(addrs, expected[..1]);
     }
 
+    /// Answers once, then never again: a DNS server that went silent.
+    #[derive(Debug, Default)]
+    struct FirstThenSilent(std::sync::atomic::AtomicUsize);
+
+    impl crate::Resolve for FirstThenSilent {
+        fn resolve<'a>(&'a self, _: &'a str, _: u16) -> crate::Resolving<'a> {
+            unreachable!("asked in parts")
+        }
+
+        fn resolve_in_parts<'a>(&'a self, _: &'a str, port: u16) -> Answering<'a> {
+            match self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => {
+                    let addrs = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+                    Box::pin(futures_util::stream::iter([Answer::all(Ok(addrs))]))
+                }
+                _ => Box::pin(futures_util::stream::pending()),
+            }
+        }
+    }
+
+    /// A stale cached answer is handed to reqwest at once; its refresh goes on without the
+    /// lookup.
+    #[tokio::test(start_paused = true)]
+    async fn reqwest_gets_a_stale_answer_at_once_while_it_is_refreshed() {
+        let resolver = Arc::new(FirstThenSilent::default());
+        let cache = crate::AnswerCache::new().default_ttl(Duration::from_secs(1));
+        let connector = Connector::new()
+            .resolver(resolver.clone())
+            .answer_cache(cache);
+        let reqwest = ReqwestResolver::new(connector);
+        let expected: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap()];
+        assert_eq!(resolve(&reqwest, "stale.test").await.unwrap(), expected);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let began = tokio::time::Instant::now();
+        assert_eq!(resolve(&reqwest, "stale.test").await.unwrap(), expected);
+        assert_eq!(
+            began.elapsed(),
+            Duration::ZERO,
+            "not waiting for the silent refresh"
+        );
+        // The refresh asks the resolver once its task first runs.
+        tokio::task::yield_now().await;
+        assert_eq!(resolver.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     /// Names are resolved as port 0, as documented: a policy sees port 0, an override for one
     /// port does not apply, an override for any port does, and messages name the host alone.
     #[tokio::test(start_paused = true)]
