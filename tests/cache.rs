@@ -114,6 +114,20 @@ fn connects(addr: SocketAddr) -> (SocketAddr, Step) {
     (addr, Step::Connect(ms(1)))
 }
 
+/// A connector on a new scripted resolver with `answers`, changed by `tune`, whose cached
+/// answer has just expired: one connect (to 127.0.0.1:1) filled the cache, and its 1 s TTL
+/// has passed.
+async fn expired(
+    answers: &[(u64, Answer)],
+    tune: impl FnOnce(Connector) -> Connector,
+) -> (Arc<Scripted>, Connector) {
+    let resolver = Scripted::new(answers);
+    let connector = tune(connector(&resolver));
+    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
+    tokio::time::sleep(ms(1000)).await;
+    (resolver, connector)
+}
+
 #[tokio::test(start_paused = true)]
 async fn within_the_ttl_the_resolver_is_not_asked() {
     let resolver = Scripted::new(&ipv4_at(20, &[v4(1)]));
@@ -134,10 +148,7 @@ async fn within_the_ttl_the_resolver_is_not_asked() {
 
 #[tokio::test(start_paused = true)]
 async fn after_the_ttl_the_stale_answer_is_dialed_at_once_and_refreshed() {
-    let resolver = Scripted::new(&ipv4_at(20, &[v4(1)]));
-    let connector = connector(&resolver);
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(20, &[v4(1)]), |connector| connector).await;
     let (starts, won) = connect(&connector, &[connects(v4(1))]).await;
     assert_eq!(starts, [(v4(1), ms(0))], "stale, and still dialed at 0 ms");
     assert_eq!(won.unwrap(), v4(1));
@@ -151,10 +162,7 @@ async fn after_the_ttl_the_stale_answer_is_dialed_at_once_and_refreshed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_thousand_connects_to_an_expired_name_make_one_refresh() {
-    let resolver = Scripted::new(&ipv4_at(20, &[v4(1)]));
-    let connector = connector(&resolver);
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(20, &[v4(1)]), |connector| connector).await;
     let script = Script::new(&[connects(v4(1))]);
     let burst = (0..1000).map(|_| connector.connect_with("cache.test:1", script.dialer()));
     let results = futures_util::future::join_all(burst).await;
@@ -166,10 +174,7 @@ async fn a_thousand_connects_to_an_expired_name_make_one_refresh() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refreshed_new_address_starts_when_it_arrives() {
-    let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
-    let connector = connector(&resolver);
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(0, &[v4(1)]), |connector| connector).await;
     resolver.set(&ipv4_at(20, &[v4(1), v4(2)]));
     let (starts, won) = connect(&connector, &[(v4(1), Step::Hang), connects(v4(2))]).await;
     assert_eq!(
@@ -182,10 +187,7 @@ async fn a_refreshed_new_address_starts_when_it_arrives() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stale_address_that_refuses_waits_for_the_refresh() {
-    let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
-    let connector = connector(&resolver);
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(0, &[v4(1)]), |connector| connector).await;
     resolver.set(&ipv4_at(20, &[v4(2)]));
     let refuses = (v4(1), Step::Fail(ms(1), ErrorKind::ConnectionRefused));
     let (starts, won) = connect(&connector, &[refuses, connects(v4(2))]).await;
@@ -195,10 +197,10 @@ async fn a_stale_address_that_refuses_waits_for_the_refresh() {
 
 #[tokio::test(start_paused = true)]
 async fn stale_addresses_the_refresh_no_longer_lists_are_not_started() {
-    let resolver = Scripted::new(&ipv4_at(0, &[v4(1), v4(2)]));
-    let connector = connector(&resolver).timeout(ms(1000));
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(0, &[v4(1), v4(2)]), |connector| {
+        connector.timeout(ms(1000))
+    })
+    .await;
     resolver.set(&ipv4_at(20, &[v4(3)]));
     let steps = [(v4(1), Step::Hang), connects(v4(2)), (v4(3), Step::Hang)];
     let (starts, result) = connect(&connector, &steps).await;
@@ -245,10 +247,10 @@ async fn an_outage_is_served_from_the_stale_answer_until_max_stale() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refresh_is_bounded_by_the_resolve_timeout() {
-    let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
-    let connector = connector(&resolver).resolve_timeout(ms(400));
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(0, &[v4(1)]), |connector| {
+        connector.resolve_timeout(ms(400))
+    })
+    .await;
     // The refresh would answer at 600 ms, past the resolve timeout: it is dropped at 400 ms.
     resolver.set(&ipv4_at(600, &[v4(2)]));
     connect(&connector, &[connects(v4(1))]).await.1.unwrap();
@@ -264,10 +266,10 @@ async fn a_refresh_is_bounded_by_the_resolve_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn the_refresh_outlives_the_connect_only_until_the_resolve_timeout() {
-    let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
-    let connector = connector(&resolver).resolve_timeout(ms(400));
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(0, &[v4(1)]), |connector| {
+        connector.resolve_timeout(ms(400))
+    })
+    .await;
     resolver.hang();
     let tasks = || {
         tokio::runtime::Handle::current()
@@ -318,10 +320,7 @@ async fn a_fresh_answer_whose_addresses_all_fail_is_refreshed_by_the_next_connec
 
 #[tokio::test(start_paused = true)]
 async fn a_refresh_that_panics_lets_the_next_one_start() {
-    let resolver = Scripted::new(&ipv4_at(0, &[v4(1)]));
-    let connector = connector(&resolver);
-    connect(&connector, &[connects(v4(1))]).await.1.unwrap();
-    tokio::time::sleep(ms(1000)).await;
+    let (resolver, connector) = expired(&ipv4_at(0, &[v4(1)]), |connector| connector).await;
     resolver.panics.store(true, Ordering::SeqCst);
     let (starts, won) = connect(&connector, &[connects(v4(1))]).await;
     assert_eq!(

@@ -41,15 +41,7 @@ impl Part {
         self.expires.is_none_or(|expires| now < expires)
     }
 
-    /// Whether it may still be raced, fresh or stale by at most `max_stale`.
-    fn is_usable(&self, now: Instant, max_stale: Duration) -> bool {
-        let until = self
-            .expires
-            .and_then(|expires| expires.checked_add(max_stale));
-        until.is_none_or(|until| now < until)
-    }
-
-    /// How long from `now` it stays usable.
+    /// How long from `now` it may still be raced, fresh or stale by at most `max_stale`.
     fn usable_for(&self, now: Instant, max_stale: Duration) -> Duration {
         let until = self
             .expires
@@ -91,6 +83,11 @@ impl Cached {
 
     fn is_complete(&self) -> bool {
         self.all.is_some() || (self.ipv6.is_some() && self.ipv4.is_some())
+    }
+
+    /// Whether it answers every family within the TTLs: no need to ask the resolver.
+    fn is_fresh(&self, now: Instant) -> bool {
+        self.is_complete() && self.parts().all(|(_, part)| part.is_fresh(now))
     }
 
     /// How long from `now` the entry is worth keeping: until its last part is unusable.
@@ -181,10 +178,10 @@ impl Cache {
             return Found::Miss;
         };
         let mut replay = Replay::default();
-        let fresh = cached.is_complete() && cached.parts().all(|(_, part)| part.is_fresh(now));
+        let fresh = cached.is_fresh(now);
         let usable = cached
             .parts()
-            .filter(|(_, part)| part.is_usable(now, max_stale));
+            .filter(|(_, part)| !part.usable_for(now, max_stale).is_zero());
         for (slot, (family, part)) in replay.answers.iter_mut().zip(usable) {
             *slot = Some(part.answer(family));
         }
@@ -238,14 +235,11 @@ impl Cache {
     ) -> Option<SocketAddr> {
         let mut names = lock(&self.names);
         let (cached, _) = names.get_mut(key, now)?;
-        if !cached.is_complete() {
+        if !cached.is_fresh(now) {
             return None;
         }
         let mut only = None;
         for (_, part) in cached.parts() {
-            if !part.is_fresh(now) {
-                return None;
-            }
             let Said::Addresses(addrs) = &part.said else {
                 continue;
             };
