@@ -44,6 +44,8 @@ pub use resolve::cache::AnswerCache;
 #[cfg(feature = "hickory")]
 pub use resolve::hickory::HickoryResolver;
 pub use resolve::nat64::{Nat64, Nat64Prefix, Nat64PrefixError};
+pub use resolve::service::endpoint::Endpoint;
+pub use resolve::service::record::{Service, ServiceRecord};
 pub use resolve::system::SystemResolver;
 pub use resolve::{Resolve, Resolving};
 pub use target::error::TargetError;

@@ -1,5 +1,6 @@
 //! The reusable [`Connector`]: its settings and the connect methods.
 
+mod dial;
 pub(crate) mod expiring;
 pub(crate) mod history;
 mod nat64;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::connector::dial::ByEndpoint;
 use crate::connector::history::WinnerMemory;
 use crate::connector::settings::{MIN_ATTEMPT_DELAY, Settings, Strategy};
 use crate::error::ConnectError;
@@ -27,6 +29,8 @@ use crate::report::ConnectReport;
 use crate::report::event::{ConnectEvent, Hook};
 use crate::resolve::cache::{AnswerCache, Cache};
 use crate::resolve::nat64::Nat64;
+use crate::resolve::service::endpoint::{Endpoint, Endpoints};
+use crate::resolve::service::record::Service;
 use crate::resolve::{Resolve, SharedResolver};
 use crate::target::IntoTarget;
 use crate::target::error::TargetError;
@@ -502,6 +506,64 @@ impl Connector {
         async move {
             let target = target.as_ref().map_err(invalid)?;
             pipeline::connect(&settings, target, token.as_ref(), report, dial).await
+        }
+    }
+
+    /// Races `dial` over the target's endpoints, like [`connect_with`](Self::connect_with),
+    /// handing it for each attempt an [`Endpoint`]: the address, and for a target given a
+    /// [`Service`](crate::Service) whose HTTPS records were found, what the record says (the
+    /// ALPN ids to offer, the ECH configuration, the TargetName), so that a TLS dialer can
+    /// set them (Happy Eyeballs v3 §6). An address from no record comes without one.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect_with`](Self::connect_with).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`connect_with`](Self::connect_with).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use connect_any::{Connector, Service, Target};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// // With a resolver that asks for HTTPS records, such as `HickoryResolver`.
+    /// let connector = Connector::new();
+    /// let tcp = connector.tcp_dialer();
+    /// let target = Target::parse("example.com:443")?.with_service(Service::https().protocols(["h2", "http/1.1"]));
+    /// let (stream, alpn) = connector
+    ///     .connect_endpoints_with(target, |endpoint| {
+    ///         let tcp = tcp.clone();
+    ///         // A TLS dialer would offer these protocols and use the ECH configuration.
+    ///         let alpn: Vec<Vec<u8>> = endpoint.alpn().iter().map(|p| p.to_vec()).collect();
+    ///         async move { Ok((tcp.dial(endpoint.addr()).await?, alpn)) }
+    ///     })
+    ///     .await?;
+    /// # drop((stream, alpn));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_endpoints_with<T, D, Fut, S>(
+        &self,
+        target: T,
+        dial: D,
+    ) -> impl Future<Output = Result<S, ConnectError>> + use<T, D, Fut, S>
+    where
+        T: IntoTarget,
+        D: FnMut(Endpoint) -> Fut,
+        Fut: Future<Output = io::Result<S>>,
+    {
+        let target = target.into_target_or_input();
+        let settings = self.settings.clone();
+        async move {
+            let target = target.as_ref().map_err(invalid)?;
+            let service = target.service().cloned().unwrap_or_else(Service::https);
+            let endpoints = Endpoints::new(service);
+            let dial = ByEndpoint { dial, endpoints };
+            let connecting = pipeline::connect(&settings, target, None, false, dial);
+            Ok(connecting.await?.stream)
         }
     }
 

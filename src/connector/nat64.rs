@@ -10,6 +10,7 @@ use futures_util::TryFutureExt;
 use futures_util::future::Either;
 use tokio::time::Instant;
 
+use crate::connector::dial::Dial;
 use crate::connector::settings::Settings;
 use crate::limits::{Bounded, Cancel, bounded};
 use crate::race::core::Outcome;
@@ -90,16 +91,16 @@ pub(crate) fn dial_maybe_through_nat64<S, D, Fut>(
     addr: SocketAddr,
 ) -> Either<Fut, Pin<Box<impl Future<Output = io::Result<S>> + use<S, D, Fut>>>>
 where
-    D: FnMut(SocketAddr) -> Fut,
+    D: Dial<Fut>,
     Fut: Future<Output = io::Result<S>>,
 {
     let synthesized = dialed(settings, addr);
     if synthesized == addr {
-        return Either::Left(dial(addr));
+        return Either::Left(dial.dial(addr));
     }
     let named = move |error: io::Error| {
         let message = format!("{synthesized} through NAT64: {error}");
         io::Error::new(error.kind(), message)
     };
-    Either::Right(Box::pin(dial(synthesized).map_err(named)))
+    Either::Right(Box::pin(dial.dial(synthesized).map_err(named)))
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::connector::dial::Dial;
 use crate::connector::history::{HostKey, Recalled};
 use crate::connector::nat64::{
     dial_maybe_through_nat64, nat64_prefix, note_missing_routes, synthesizes,
@@ -24,7 +25,7 @@ use crate::limits::{
     Bounded, Cancel, bounded, deadline_after, earliest, is_past, timers_available,
 };
 use crate::order::admission::{Admission, IpFamilies};
-use crate::order::interleave::{interleave, promote};
+use crate::order::interleave::{by_rank, interleave, promote};
 use crate::race::attempts::Attempts;
 use crate::race::core::{Outcome, Stagger, Won};
 use crate::race::driver::{Pace, race};
@@ -36,6 +37,8 @@ use crate::resolve::answers::Answering;
 use crate::resolve::cache::{Cache, Found, Refresh, refresh, subscribe};
 use crate::resolve::gather::{Gathered, Later, Unanswered, gather, gather_at_hand};
 use crate::resolve::nat64::{Nat64, may_synthesize};
+use crate::resolve::service::endpoint::Endpoints;
+use crate::resolve::service::plan::Plan;
 use crate::target::Target;
 
 /// The addresses to race, in order, the answers still to come, and what the winner memory
@@ -92,12 +95,13 @@ pub(crate) fn connect<'a, S, D, Fut>(
     dial: D,
 ) -> impl Future<Output = Result<Won<S>, ConnectError>> + 'a
 where
-    D: FnMut(SocketAddr) -> Fut + 'a,
+    D: Dial<Fut> + 'a,
     Fut: Future<Output = io::Result<S>> + 'a,
     S: 'a,
 {
     let unobserved = !report && settings.hook.is_none();
-    let direct = match unobserved && !tracing::enabled!(tracing::Level::DEBUG) {
+    let plain = unobserved && target.service().is_none();
+    let direct = match plain && !tracing::enabled!(tracing::Level::DEBUG) {
         true => direct_addr(settings, target)
             .map(|addr| (addr, false))
             .or_else(|| only_cached_addr(settings, target).map(|addr| (addr, true))),
@@ -176,7 +180,7 @@ async fn connect_direct<S, D, Fut>(
     mut dial: D,
 ) -> Result<Won<S>, ConnectError>
 where
-    D: FnMut(SocketAddr) -> Fut,
+    D: Dial<Fut>,
     Fut: Future<Output = io::Result<S>>,
 {
     let limits = Limits::starting_now(settings, call_token);
@@ -206,7 +210,7 @@ where
         );
     }
     let ended = bounded(
-        Dialing::new(0, dial(addr), began, settings.attempt_timeout),
+        Dialing::new(0, dial.dial(addr), began, settings.attempt_timeout),
         limits.deadline,
         limits.cancel,
     )
@@ -268,7 +272,7 @@ async fn connect_found<S, D, Fut>(
     mut dial: D,
 ) -> Result<Won<S>, ConnectError>
 where
-    D: FnMut(SocketAddr) -> Fut,
+    D: Dial<Fut>,
     Fut: Future<Output = io::Result<S>>,
 {
     if !timers_available() {
@@ -295,7 +299,7 @@ where
         remembered,
         recalled,
         cached,
-    } = match addresses(settings, target, limits, &mut observing).await {
+    } = match addresses(settings, target, limits, dial.endpoints(), &mut observing).await {
         Ok(found) => found,
         Err(error) => {
             let mut log = Log::new(limits.began).observed(observing);
@@ -359,7 +363,7 @@ pub(crate) async fn lookup_all(
         return Err(no_time_driver(target));
     }
     let limits = Limits::starting_now(settings, None);
-    let found = addresses(settings, target, limits, &mut None).await?;
+    let found = addresses(settings, target, limits, None, &mut None).await?;
     let mut addrs = found.addrs.into_owned();
     // A stale answer is used at once; its refresh goes on without this lookup.
     let later = found.later.filter(|later| !later.refreshes());
@@ -493,6 +497,7 @@ async fn addresses<'a>(
     settings: &'a Settings,
     target: &'a Target,
     limits: Limits<'_>,
+    endpoints: Option<&Arc<Endpoints>>,
     observing: &mut Observing<'_>,
 ) -> Result<Addresses<'a>, ConnectError> {
     // Built only after the resolver's wait, so that the wait's state does not hold it.
@@ -527,10 +532,10 @@ async fn addresses<'a>(
     let mut gathered = resolve(
         settings,
         target,
-        name,
-        port,
+        (name, port),
         key.as_ref(),
         limits,
+        endpoints,
         observing,
     )
     .await?;
@@ -633,20 +638,28 @@ pub(crate) fn unanswered_error(
 /// dialing order (interleaved for Happy Eyeballs), and the answers still to come. Fresh
 /// cached answers are raced without asking the resolver; stale ones are raced at once while a
 /// refresh is asked (see [`from_cache`]); otherwise the resolver is asked, in parts, and its
-/// answers are cached as they come.
+/// answers are cached as they come. A service target's HTTPS records are asked for with its
+/// addresses, bypassing the cache, and turned into endpoints (written to `endpoints`, the
+/// dialer's table, if it reads one).
 async fn resolve<'a>(
     settings: &'a Settings,
     target: &Target,
-    name: &'a Arc<str>,
-    port: u16,
+    (name, port): (&'a Arc<str>, u16),
     key: Option<&HostKey>,
     limits: Limits<'_>,
+    endpoints: Option<&Arc<Endpoints>>,
     observing: &mut Observing<'_>,
 ) -> Result<Gathered<'a>, ConnectError> {
     let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
     let until = earliest(limits.deadline, resolve_deadline);
-    let cache = settings.cache.as_ref().zip(key);
+    let plan = target.service().map(|service| {
+        let endpoints = endpoints.cloned();
+        let endpoints = endpoints.unwrap_or_else(|| Endpoints::new(service.clone()));
+        Box::new(Plan::new(name, port, service.clone(), endpoints))
+    });
+    let cache = settings.cache.as_ref().zip(key).filter(|_| plan.is_none());
     let answers = match cache {
+        None if plan.is_some() => settings.resolver.resolve_https(name, port),
         Some((cache, key)) => match from_cache(settings, target, cache, key, until, observing) {
             Cached::Gathered(gathered) => return Ok(ordered(settings, gathered?, limits)),
             Cached::Refreshing(answers) => answers,
@@ -663,8 +676,8 @@ async fn resolve<'a>(
     let gathering = gather(
         answers,
         admission(settings),
-        settings.resolution_delay,
-        until,
+        (settings.resolution_delay, until),
+        plan,
         limits.cancel,
         observing,
     );
@@ -711,6 +724,7 @@ fn from_cache<'a>(
                     addrs,
                     later: None,
                     cached: true,
+                    endpoints: None,
                 });
             let failed = |unanswered| unanswered_error(target, unanswered, now..now);
             return Cached::Gathered(gathered.map_err(failed));
@@ -743,6 +757,7 @@ fn from_cache<'a>(
                 addrs,
                 later: Some(later),
                 cached: false,
+                endpoints: None,
             }))
         }
         Err(_) => Cached::Refreshing(answers),
@@ -756,8 +771,14 @@ fn ordered<'a>(
     limits: Limits<'_>,
 ) -> Gathered<'a> {
     tracing::debug!(addrs = ?gathered.addrs, elapsed = ?limits.began.elapsed(), "resolved");
-    if settings.strategy == Strategy::HappyEyeballs {
-        interleave(&mut gathered.addrs, settings.first_family_count);
+    let interleaved = settings.strategy == Strategy::HappyEyeballs;
+    match &gathered.endpoints {
+        Some(endpoints) => {
+            let count = interleaved.then_some(settings.first_family_count);
+            by_rank(&mut gathered.addrs, count, |addr| endpoints.rank(addr));
+        }
+        None if interleaved => interleave(&mut gathered.addrs, settings.first_family_count),
+        None => {}
     }
     gathered
 }

@@ -24,6 +24,28 @@ pub(crate) fn interleave(addrs: &mut Vec<SocketAddr>, first_family_count: usize)
     }
 }
 
+/// Orders by rank, lower first (a service's endpoints by their record's priority), keeping
+/// each rank's order; with `first_family_count`, each rank's addresses are interleaved as
+/// [`interleave`] does (Happy Eyeballs v3 §5: priorities first, then families).
+pub(crate) fn by_rank(
+    addrs: &mut Vec<SocketAddr>,
+    first_family_count: Option<usize>,
+    rank: impl Fn(&SocketAddr) -> u32,
+) {
+    let mut ranked: Vec<(u32, SocketAddr)> = addrs.iter().map(|a| (rank(a), *a)).collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    addrs.clear();
+    for group in ranked.chunk_by(|a, b| a.0 == b.0) {
+        let start = addrs.len();
+        addrs.extend(group.iter().map(|(_, addr)| *addr));
+        if let Some(count) = first_family_count {
+            let mut part = addrs.split_off(start);
+            interleave(&mut part, count);
+            addrs.append(&mut part);
+        }
+    }
+}
+
 /// Merges addresses that `arrived` into the not-yet-started `pending` ones.
 ///
 /// For Happy Eyeballs the families alternate again, starting with the family the last started
@@ -125,6 +147,20 @@ mod tests {
             addrs("42 61 41 62"),
             "an address not returned is never added"
         );
+    }
+
+    #[test]
+    fn ranks_go_first_and_each_is_interleaved() {
+        let rank = |addr: &SocketAddr| match addr.ip().to_string().as_str() {
+            "::3" | "10.0.0.3" => 2,
+            _ => 1,
+        };
+        let mut list = addrs("63 61 62 43 41");
+        by_rank(&mut list, Some(1), rank);
+        assert_eq!(list, addrs("61 41 62 63 43"));
+        let mut list = addrs("63 61 62 43 41");
+        by_rank(&mut list, None, rank);
+        assert_eq!(list, addrs("61 62 41 63 43"));
     }
 
     fn late(list: &str) -> Vec<SocketAddr> {

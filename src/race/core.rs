@@ -16,6 +16,8 @@
 //! - A late answer's new addresses join the ones not yet started (alternating families again
 //!   for Happy Eyeballs, the remembered winner first); they start at once if nothing runs or
 //!   the stagger has passed, else at its tick.
+//! - A service lookup's late answer withdraws the endpoints it replaced (hints), and what has
+//!   not started is ordered by rank (record priority) again, each rank interleaved.
 //! - A refresh of a stale answer withdraws the stale addresses it no longer lists (those not
 //!   yet started are never started), and its new addresses go first, the first at once.
 //! - The race fails only when nothing runs, nothing is left and no answer is awaited.
@@ -34,11 +36,11 @@ use tokio::time::Instant;
 
 use crate::connector::history::AdaptivePace;
 use crate::limits::{Woke, earliest, is_past};
-use crate::order::interleave::{merge, promote};
+use crate::order::interleave::{by_rank, merge, promote};
 use crate::race::log::Log;
 use crate::report::ConnectReport;
 use crate::resolve::answers::Family;
-use crate::resolve::gather::Arrival;
+use crate::resolve::gather::{Arrival, Ranked};
 
 /// How long to wait after one start before the next.
 #[derive(Debug)]
@@ -222,13 +224,16 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
             Woke::Arrived(None) => self.awaited = None,
             Woke::Arrived(Some(arrival)) => {
                 let heard = arrival.heard.as_ref().map(|count| *count);
-                self.log.answer(arrival.family, heard, now);
-                match &arrival.refresh {
-                    Some(withdrawn) => {
+                if arrival.ranked.as_ref().is_none_or(|ranked| ranked.own) {
+                    self.log.answer(arrival.family, heard, now);
+                }
+                match (&arrival.refresh, &arrival.ranked) {
+                    (Some(withdrawn), _) => {
                         withdraw(&mut self.pending, withdrawn);
                         self.join_first(&arrival.added, now, driver);
                     }
-                    None => self.join(&arrival.added, now, driver),
+                    (None, Some(ranked)) => self.join_ranked(&arrival.added, ranked, now, driver),
+                    (None, None) => self.join(&arrival.added, now, driver),
                 }
             }
             Woke::Due => {
@@ -300,9 +305,42 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         }
         let last = self.last.map(|(_, addr)| Family::of(&addr));
         merge(&mut self.pending, added, last, self.stagger.interleaves());
+        self.promote_remembered();
+        self.start_or_tick(now, driver);
+    }
+
+    /// A service lookup's late answer: the endpoints it withdrew go, its new ones join, and
+    /// what has not started is ordered by rank again (a record's priority may now cover an
+    /// address that came without one).
+    fn join_ranked<S>(
+        &mut self,
+        added: &[SocketAddr],
+        ranked: &Ranked,
+        now: Instant,
+        driver: &mut impl Driver<S>,
+    ) {
+        withdraw(&mut self.pending, &ranked.withdrawn);
+        let last = self.last.map(|(_, addr)| Family::of(&addr));
+        merge(&mut self.pending, added, last, self.stagger.interleaves());
+        let mut pending: Vec<SocketAddr> = std::mem::take(&mut self.pending).into();
+        let interleave = self.stagger.interleaves().then_some(1);
+        by_rank(&mut pending, interleave, |addr| ranked.endpoints.rank(addr));
+        self.pending = pending.into();
+        self.promote_remembered();
+        if !added.is_empty() {
+            self.start_or_tick(now, driver);
+        }
+    }
+
+    fn promote_remembered(&mut self) {
         if let Some(remembered) = self.awaited.and_then(|awaited| awaited.remembered) {
             promote(self.pending.make_contiguous(), remembered);
         }
+    }
+
+    /// After addresses joined: the next starts at once if nothing runs or the stagger has
+    /// passed, else at the stagger's tick.
+    fn start_or_tick<S>(&mut self, now: Instant, driver: &mut impl Driver<S>) {
         let tick = self.last.and_then(|(tick, _)| tick);
         if self.running == 0 || tick.is_some_and(|tick| tick <= now) {
             self.start_next(now, driver);

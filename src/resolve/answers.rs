@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use futures_util::Stream;
 
+use crate::resolve::service::record::ServiceRecord;
+
 /// An address family, for answers that cover one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -48,6 +50,17 @@ pub struct Answer {
     pub(crate) addrs: io::Result<Vec<SocketAddr>>,
     /// How long the records behind it may be kept, if the resolver knows.
     pub(crate) ttl: Option<Duration>,
+    /// For a service lookup, what the answer is besides the target's own addresses.
+    pub(crate) service: Option<Box<ServicePart>>,
+}
+
+/// What an answer of a service lookup is, when it is not the target's own A or AAAA answer.
+#[derive(Debug)]
+pub(crate) enum ServicePart {
+    /// The HTTPS query's ServiceMode records (the answer's addresses are empty).
+    Records(io::Result<Vec<ServiceRecord>>),
+    /// An A or AAAA answer for this TargetName.
+    ForName(Box<str>),
 }
 
 impl Clone for Answer {
@@ -56,10 +69,18 @@ impl Clone for Answer {
             Ok(addrs) => Ok(addrs.clone()),
             Err(error) => Err(copy_error(error)),
         };
+        let service = self.service.as_ref().map(|part| {
+            Box::new(match &**part {
+                ServicePart::Records(Ok(records)) => ServicePart::Records(Ok(records.clone())),
+                ServicePart::Records(Err(error)) => ServicePart::Records(Err(copy_error(error))),
+                ServicePart::ForName(name) => ServicePart::ForName(name.clone()),
+            })
+        });
         Self {
             family: self.family,
             addrs,
             ttl: self.ttl,
+            service,
         }
     }
 }
@@ -80,6 +101,7 @@ impl Answer {
             family: None,
             addrs,
             ttl: None,
+            service: None,
         }
     }
 
@@ -89,6 +111,7 @@ impl Answer {
             family: Some(Family::Ipv6),
             addrs,
             ttl: None,
+            service: None,
         }
     }
 
@@ -98,6 +121,7 @@ impl Answer {
             family: Some(Family::Ipv4),
             addrs,
             ttl: None,
+            service: None,
         }
     }
 
@@ -117,6 +141,45 @@ impl Answer {
     pub fn with_ttl(self, ttl: Duration) -> Self {
         Self {
             ttl: Some(ttl),
+            ..self
+        }
+    }
+
+    /// The answer of the HTTPS query (RFC 9460) of a [service](crate::Service) target: its
+    /// ServiceMode records, AliasMode records already followed; an empty list is a negative
+    /// answer, an error a failed query (an alias loop included). Either way the target's own
+    /// A and AAAA answers are still dialed.
+    ///
+    /// ```
+    /// use connect_any::{Answer, ServiceRecord};
+    ///
+    /// let answer = Answer::https(Ok(vec![ServiceRecord::new(1, ".").alpn(["h2"])]));
+    /// # drop(answer);
+    /// ```
+    pub fn https(records: io::Result<Vec<ServiceRecord>>) -> Self {
+        Self {
+            family: None,
+            addrs: Ok(Vec::new()),
+            ttl: None,
+            service: Some(Box::new(ServicePart::Records(records))),
+        }
+    }
+
+    /// This A or AAAA answer, as the answer for `target_name`, another name an HTTPS record
+    /// pointed at, rather than for the target itself: it replaces that record's hints of its
+    /// family.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use connect_any::Answer;
+    ///
+    /// let addrs = vec![SocketAddr::from(([127, 0, 0, 1], 443))];
+    /// let answer = Answer::ipv4(Ok(addrs)).for_name("pool.example");
+    /// # drop(answer);
+    /// ```
+    pub fn for_name(self, target_name: &str) -> Self {
+        Self {
+            service: Some(Box::new(ServicePart::ForName(target_name.into()))),
             ..self
         }
     }
@@ -165,11 +228,38 @@ enum Said {
     Failed(io::Error),
 }
 
+impl From<Result<usize, io::Error>> for Said {
+    fn from(answer: Result<usize, io::Error>) -> Self {
+        match answer {
+            Ok(0) => Said::Negative,
+            Ok(_) => Said::Addresses,
+            Err(error) => Said::Failed(error),
+        }
+    }
+}
+
+fn answered(said: &Said) -> bool {
+    !matches!(said, Said::Nothing)
+}
+
+/// Which query of a service lookup an answer answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Query {
+    /// The target's own AAAA or A query (`None`: both at once).
+    Own(Option<Family>),
+    /// The HTTPS query.
+    Https,
+    /// An AAAA or A query for another name an HTTPS record pointed at.
+    TargetName,
+}
+
 /// What the queries of one name have said, and so whether the race may start.
 #[derive(Debug, Default)]
 pub(crate) struct Heard {
     ipv6: Said,
     ipv4: Said,
+    /// The HTTPS query's answer, for a service lookup.
+    https: Option<Said>,
 }
 
 /// What to do after an answer.
@@ -177,7 +267,8 @@ pub(crate) struct Heard {
 pub(crate) enum Next {
     /// Start the race with the addresses so far.
     Start,
-    /// Wait for the AAAA answer, at most the Resolution Delay from now.
+    /// Wait for the AAAA answer (for a service lookup, and the HTTPS one), at most the
+    /// Resolution Delay from now.
     WaitForIpv6,
     /// Wait for more answers.
     Wait,
@@ -196,11 +287,17 @@ impl Heard {
         answer: Result<usize, io::Error>,
         want_ipv6: bool,
     ) -> Next {
-        let said = match answer {
-            Ok(0) => Said::Negative,
-            Ok(_) => Said::Addresses,
-            Err(error) => Said::Failed(error),
-        };
+        self.keep(family, Said::from(answer));
+        match (&self.ipv6, &self.ipv4) {
+            (Said::Addresses, _) => Next::Start,
+            (v6, Said::Addresses) if family.is_none() || !want_ipv6 || answered(v6) => Next::Start,
+            (_, Said::Addresses) => Next::WaitForIpv6,
+            (v6, v4) if answered(v6) && answered(v4) => Next::NothingCame,
+            _ => Next::Wait,
+        }
+    }
+
+    fn keep(&mut self, family: Option<Family>, said: Said) {
         match family {
             None => {
                 self.ipv4 = said;
@@ -209,13 +306,42 @@ impl Heard {
             Some(Family::Ipv6) => self.ipv6 = said,
             Some(Family::Ipv4) => self.ipv4 = said,
         }
-        let answered = |said: &Said| !matches!(said, Said::Nothing);
-        match (&self.ipv6, &self.ipv4) {
-            (Said::Addresses, _) => Next::Start,
-            (v6, Said::Addresses) if family.is_none() || !want_ipv6 || answered(v6) => Next::Start,
-            (_, Said::Addresses) => Next::WaitForIpv6,
-            (v6, v4) if answered(v6) && answered(v4) => Next::NothingCame,
-            _ => Next::Wait,
+    }
+
+    /// What a service lookup's queries have said, the HTTPS query's answer awaited too.
+    pub(crate) fn asking_https() -> Self {
+        Self {
+            https: Some(Said::Nothing),
+            ..Self::default()
+        }
+    }
+
+    /// Records a service lookup's answer to `query` (addresses or records counted, or its
+    /// error) and says what to do (HEv3 §4.2): with an address at hand (`have_addrs`: from
+    /// any query, hints included), start once the preferred family's query and the HTTPS
+    /// query have answered, else wait at most the Resolution Delay; without one, wait for the
+    /// answers to end.
+    pub(crate) fn hear_service(
+        &mut self,
+        query: Query,
+        answer: Result<usize, io::Error>,
+        want_ipv6: bool,
+        have_addrs: bool,
+    ) -> Next {
+        match query {
+            Query::Own(family) => self.keep(family, Said::from(answer)),
+            Query::Https => self.https = Some(Said::from(answer)),
+            Query::TargetName => {}
+        }
+        let preferred = match want_ipv6 {
+            true => &self.ipv6,
+            false => &self.ipv4,
+        };
+        let https_answered = self.https.as_ref().is_none_or(answered);
+        match have_addrs {
+            false => Next::Wait,
+            true if answered(preferred) && https_answered => Next::Start,
+            true => Next::WaitForIpv6,
         }
     }
 
@@ -234,7 +360,10 @@ impl Heard {
         match (self.ipv6, self.ipv4) {
             (Said::Failed(ipv6), Said::Failed(ipv4)) => Some(FamilyErrors { ipv6, ipv4 }.into_io()),
             (Said::Failed(one), _) | (_, Said::Failed(one)) => Some(one),
-            _ => None,
+            _ => match self.https {
+                Some(Said::Failed(https)) => Some(https),
+                _ => None,
+            },
         }
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -18,7 +19,9 @@ use crate::limits::{
 };
 use crate::order::admission::Admission;
 use crate::report::observer::Observing;
-use crate::resolve::answers::{Answer, Answering, Family, Heard, Next};
+use crate::resolve::answers::{Answer, Answering, Family, Heard, Next, Query};
+use crate::resolve::service::endpoint::Endpoints;
+use crate::resolve::service::plan::Plan;
 
 /// Why a name's answers gave nothing to dial.
 #[derive(Debug)]
@@ -41,19 +44,29 @@ pub(crate) struct Gathered<'a> {
     pub(crate) later: Option<Later<'a>>,
     /// Whether they are the answer cache's fresh answers.
     pub(crate) cached: bool,
+    /// For a service connect, the record behind each address and its rank.
+    pub(crate) endpoints: Option<Arc<Endpoints>>,
 }
 
 /// Reads `answers` until the race may start, by the rules of [`Waiting`], within `until` (the
-/// resolve deadline) and the tokens; each answer is told to `observing`.
+/// resolve deadline) and the tokens; each answer is told to `observing`. With `plan`, the
+/// answers are a service lookup's, turned into endpoints by it.
+///
+/// The wait's state is built here rather than passed in: an `async fn` keeps a second copy
+/// of each argument, and the state is large.
 pub(crate) async fn gather<'a>(
     mut answers: Answering<'a>,
     admission: Admission<'a>,
-    resolution_delay: Duration,
-    until: Option<Instant>,
+    (resolution_delay, until): (Duration, Option<Instant>),
+    plan: Option<Box<Plan>>,
     cancel: Cancel<'_>,
     observing: &mut Observing<'_>,
 ) -> Result<Gathered<'a>, Unanswered> {
-    let mut waiting = Waiting::new(admission, resolution_delay, until);
+    let waiting = Waiting::new(admission, resolution_delay, until);
+    let mut waiting = match plan {
+        Some(plan) => waiting.for_service(plan),
+        None => waiting,
+    };
     let mut timer = Timer::default();
     let mut cancelled = cancel.watch();
     poll_fn(|cx| {
@@ -72,6 +85,7 @@ pub(crate) async fn gather<'a>(
         }
     })
     .await?;
+    let endpoints = waiting.plan.as_ref().map(|plan| plan.endpoints().clone());
     let (addrs, joining) = waiting.finish(Instant::now());
     let later = joining.map(|joining| Later { answers, joining });
     let cached = false;
@@ -79,6 +93,7 @@ pub(crate) async fn gather<'a>(
         addrs,
         later,
         cached,
+        endpoints,
     })
 }
 
@@ -120,6 +135,8 @@ pub(crate) struct Waiting<'a> {
     delay_ends: Option<Instant>,
     /// Whether the answers ended.
     ended: bool,
+    /// For a service lookup, what turns its answers into endpoints.
+    plan: Option<Box<Plan>>,
 }
 
 impl<'a> Waiting<'a> {
@@ -140,6 +157,17 @@ impl<'a> Waiting<'a> {
             in_parts: false,
             delay_ends: None,
             ended: false,
+            plan: None,
+        }
+    }
+
+    /// The wait for a service lookup's answers, which `plan` turns into endpoints: the HTTPS
+    /// answer is waited for too (HEv3 §4.2).
+    pub(crate) fn for_service(self, plan: Box<Plan>) -> Self {
+        Self {
+            heard: Heard::asking_https(),
+            plan: Some(plan),
+            ..self
         }
     }
 
@@ -160,6 +188,9 @@ impl<'a> Waiting<'a> {
         let next = match woke {
             Woke::Cancelled => return Some(Err(Unanswered::Cancelled)),
             Woke::Finished(never) => match never {},
+            Woke::Arrived(Some(answer)) if self.plan.is_some() => {
+                self.hear_planned(answer, now, observing)
+            }
             Woke::Arrived(Some(answer)) => {
                 self.in_parts |= answer.family.is_some();
                 let heard = answer.addrs.as_ref().map(Vec::len);
@@ -206,6 +237,32 @@ impl<'a> Waiting<'a> {
         }
     }
 
+    /// A service lookup's answer, through the plan: its new endpoints admitted, those it
+    /// withdrew dropped, and the start decided by HEv3 §4.2.
+    fn hear_planned(
+        &mut self,
+        answer: Answer,
+        now: Instant,
+        observing: &mut Observing<'_>,
+    ) -> Next {
+        let Some(plan) = self.plan.as_mut() else {
+            unreachable!("called only with a plan");
+        };
+        let planned = plan.hear(answer);
+        if let (Query::Own(family), Some(observer)) = (planned.query, observing.as_mut()) {
+            let heard = planned.heard.as_ref().map(|count| *count);
+            observer.answer(family, heard, now);
+        }
+        tracing::debug!(query = ?planned.query, heard = ?planned.heard, added = ?planned.added, "answer");
+        self.addrs.retain(|addr| !planned.withdrawn.contains(addr));
+        self.filtered += self
+            .admission
+            .admit(planned.added, &mut self.addrs, &mut self.refused);
+        let have_addrs = !self.addrs.is_empty();
+        self.heard
+            .hear_service(planned.query, planned.heard, self.want_ipv6, have_addrs)
+    }
+
     fn nothing_came(&mut self) -> Unanswered {
         let refused = std::mem::take(&mut self.refused);
         match (
@@ -224,17 +281,25 @@ impl<'a> Waiting<'a> {
     /// answers still to come, if any are.
     pub(crate) fn finish(self, now: Instant) -> (Vec<SocketAddr>, Option<Joining<'a>>) {
         let mut addrs = self.addrs;
-        if self.in_parts {
+        if let Some(plan) = &self.plan {
+            // Stable: each rank's families keep their order.
+            let endpoints = plan.endpoints();
+            addrs.sort_by_cached_key(|addr| (endpoints.rank(addr), addr.is_ipv4()));
+        } else if self.in_parts {
             // Stable: each family keeps its order.
             addrs.sort_by_key(SocketAddr::is_ipv4);
         }
         // An answer at the very bound still counts, so the wait ends only after it.
         let before_bound = self.until.is_none_or(|until| now <= until);
         let heard = &self.heard;
-        let more_to_come = !self.ended
-            && before_bound
-            && (heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4));
-        let joining = more_to_come.then(|| Joining::new(self.until, &addrs, self.admission));
+        let awaited = heard.awaits(Family::Ipv6) || heard.awaits(Family::Ipv4);
+        // A service lookup may still bring a TargetName's answers: it ends when they have come.
+        let more_to_come = !self.ended && before_bound && (awaited || self.plan.is_some());
+        let joining = more_to_come.then(|| {
+            let mut joining = Joining::new(self.until, &addrs, self.admission);
+            joining.joined.plan = self.plan;
+            joining
+        });
         (addrs, joining)
     }
 }
@@ -265,6 +330,19 @@ pub(crate) struct Arrival {
     /// addresses of its family that it no longer lists: not to be started. Boxed, so that a
     /// late answer, which the race's events carry by value, stays small.
     pub(crate) refresh: Option<Box<[SocketAddr]>>,
+    /// For a service lookup's answer, how the endpoints not yet started are reordered.
+    pub(crate) ranked: Option<Box<Ranked>>,
+}
+
+/// What a service lookup's late answer changes besides adding endpoints.
+#[derive(Debug)]
+pub(crate) struct Ranked {
+    /// Endpoints given before that no longer belong (hints replaced): not to be started.
+    pub(crate) withdrawn: Vec<SocketAddr>,
+    /// The rank of each endpoint, which may have changed.
+    pub(crate) endpoints: Arc<Endpoints>,
+    /// Whether the answer is the target's own A or AAAA answer, which a report lists.
+    pub(crate) own: bool,
 }
 
 impl<'a> Later<'a> {
@@ -299,22 +377,32 @@ impl<'a> Later<'a> {
 pub(crate) struct Joining<'a> {
     /// When to stop waiting for them: the resolve timeout.
     pub(crate) until: Option<Instant>,
-    /// Every address admitted so far, so that none is dialed twice.
     /// Boxed: a set is 48 bytes inline, and the race's state must stay under the allocator's
     /// per-thread cache limit (see the pipeline's size test); the box is made only for
     /// answers in parts.
-    #[allow(clippy::box_collection)]
-    seen: Box<HashSet<SocketAddr>>,
+    joined: Box<Joined>,
     admission: Admission<'a>,
     /// Whether the answers refresh a stale answer, whose addresses are those seen first.
     refreshing: bool,
+}
+
+/// What late answers have brought so far.
+#[derive(Debug)]
+struct Joined {
+    /// Every address admitted so far, so that none is dialed twice.
+    seen: HashSet<SocketAddr>,
+    /// For a service lookup, what turns its answers into endpoints.
+    plan: Option<Box<Plan>>,
 }
 
 impl<'a> Joining<'a> {
     fn new(until: Option<Instant>, addrs: &[SocketAddr], admission: Admission<'a>) -> Self {
         Self {
             until,
-            seen: Box::new(addrs.iter().copied().collect()),
+            joined: Box::new(Joined {
+                seen: addrs.iter().copied().collect(),
+                plan: None,
+            }),
             admission,
             refreshing: false,
         }
@@ -323,6 +411,31 @@ impl<'a> Joining<'a> {
     /// `answer`, with the addresses that may join the race, and for a refresh, the stale
     /// addresses it withdraws.
     pub(crate) fn admit(&mut self, answer: Answer) -> Arrival {
+        let Joined { seen, plan } = &mut *self.joined;
+        if let Some(plan) = plan.as_mut() {
+            let planned = plan.hear(answer);
+            tracing::debug!(query = ?planned.query, heard = ?planned.heard, added = ?planned.added, withdrawn = ?planned.withdrawn, "late answer");
+            let mut added = Vec::new();
+            self.admission
+                .admit(planned.added, &mut added, &mut Vec::new());
+            added.retain(|addr| seen.insert(*addr));
+            let (family, own) = match planned.query {
+                Query::Own(family) => (family, true),
+                Query::Https | Query::TargetName => (None, false),
+            };
+            let ranked = Ranked {
+                withdrawn: planned.withdrawn,
+                endpoints: plan.endpoints().clone(),
+                own,
+            };
+            return Arrival {
+                family,
+                heard: planned.heard,
+                added,
+                refresh: None,
+                ranked: Some(Box::new(ranked)),
+            };
+        }
         tracing::debug!(family = ?answer.family, addrs = ?answer.addrs, "late answer");
         let mut added = Vec::new();
         let mut refused = Vec::new();
@@ -335,18 +448,18 @@ impl<'a> Joining<'a> {
         if self.refreshing && heard.is_ok() {
             let listed: HashSet<SocketAddr> = added.iter().copied().collect();
             let covers = |addr: &SocketAddr| answer.family.is_none_or(|f| f == Family::of(addr));
-            let gone = self
-                .seen
+            let gone = seen
                 .iter()
                 .filter(|addr| covers(addr) && !listed.contains(addr));
             withdrawn.extend(gone);
         }
-        added.retain(|addr| self.seen.insert(*addr));
+        added.retain(|addr| seen.insert(*addr));
         Arrival {
             family: answer.family,
             heard,
             added,
             refresh: self.refreshing.then(|| withdrawn.into_boxed_slice()),
+            ranked: None,
         }
     }
 }

@@ -7,16 +7,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashSet;
+
 use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::{self, FuturesUnordered};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::rr::rdata::svcb::{SVCB, SvcParamKey, SvcParamValue};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 use crate::resolve::answers::{Answer, Answering, Family};
 use crate::resolve::rfc6724::Sources;
+use crate::resolve::service::record::ServiceRecord;
+use crate::resolve::service::{https_query_name, normalized};
 use crate::resolve::{Resolve, Resolving};
 
 /// A DNS resolver that asks for AAAA and A at the same moment, as separate queries, and hands
@@ -161,6 +166,137 @@ impl Resolve for HickoryResolver {
             .collect();
         both.boxed()
     }
+
+    /// The HTTPS query sent with the AAAA and A queries; once its records are in, the AAAA and
+    /// A queries for each other name they point at (at most [`MAX_TARGET_NAMES`]).
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        let own = self.resolve_in_parts(host, port);
+        let https = stream::once(self.https_records(host, port)).flat_map(move |records| {
+            let names = match &records {
+                Ok(records) => other_target_names(records, host),
+                Err(_) => Vec::new(),
+            };
+            let name_queries: FuturesUnordered<_> = names
+                .into_iter()
+                .flat_map(|name| [(name.clone(), Family::Ipv6), (name, Family::Ipv4)])
+                .map(|(name, family)| async move {
+                    let (addrs, _) = self.query(&name, port, family).await;
+                    let answer = match family {
+                        Family::Ipv6 => Answer::ipv6(addrs),
+                        Family::Ipv4 => Answer::ipv4(addrs),
+                    };
+                    answer.for_name(&name)
+                })
+                .collect();
+            stream::once(std::future::ready(Answer::https(records))).chain(name_queries)
+        });
+        Box::pin(stream::select(own, https))
+    }
+}
+
+/// How many AliasMode records are followed before the chain counts as failed (RFC 9460 §3
+/// asks clients to bound it).
+const MAX_ALIASES: usize = 8;
+
+/// How many other TargetNames' addresses are asked for, so that a hostile answer cannot make
+/// one connect send hundreds of queries.
+const MAX_TARGET_NAMES: usize = 8;
+
+impl HickoryResolver {
+    /// The ServiceMode records of `host:port`'s HTTPS answer, AliasMode records followed (an
+    /// alias to `.` means the service is not there: no records). Records that cannot be read
+    /// are skipped with a debug event.
+    async fn https_records(&self, host: &str, port: u16) -> io::Result<Vec<ServiceRecord>> {
+        let mut name = https_query_name(host, port);
+        let mut seen = HashSet::from([normalized(&name)]);
+        for _ in 0..=MAX_ALIASES {
+            let lookup = match self.resolver.lookup(name.as_str(), RecordType::HTTPS).await {
+                Ok(lookup) => lookup,
+                Err(error) if error.is_no_records_found() => return Ok(Vec::new()),
+                Err(error) => return Err(net_error(error)),
+            };
+            let found: Vec<(&Name, &SVCB)> = lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::HTTPS(https) => Some((&record.name, &https.0)),
+                    _ => None,
+                })
+                .collect();
+            // RFC 9460 §2.4.1: an alias in the set makes its ServiceMode records ignored.
+            if let Some((_, alias)) = found.iter().find(|(_, svcb)| svcb.svc_priority == 0) {
+                if alias.target_name.is_root() {
+                    return Ok(Vec::new());
+                }
+                name = alias.target_name.to_ascii();
+                if !seen.insert(normalized(&name)) {
+                    return Err(io::Error::other(format!("HTTPS alias loop at {name}")));
+                }
+                continue;
+            }
+            let records = found.into_iter().filter_map(|(owner, svcb)| {
+                let record = service_record(owner, svcb, host);
+                if record.is_none() {
+                    tracing::debug!(?svcb, "HTTPS record not understood, skipped");
+                }
+                record
+            });
+            return Ok(records.collect());
+        }
+        Err(io::Error::other(format!(
+            "HTTPS alias chain longer than {MAX_ALIASES}"
+        )))
+    }
+}
+
+/// hickory's record as the connector reads it: a TargetName of `.` stays `.` when the record
+/// is at `host` itself, and is the record's owner name after an alias. `None` for a record
+/// whose parameters do not match their keys.
+fn service_record(owner: &Name, svcb: &SVCB, host: &str) -> Option<ServiceRecord> {
+    let target = match svcb.target_name.is_root() {
+        true if normalized(&owner.to_ascii()) == normalized(host) => ".".to_owned(),
+        true => owner.to_ascii(),
+        false => svcb.target_name.to_ascii(),
+    };
+    let mut record = ServiceRecord::new(svcb.svc_priority, &target);
+    for (key, value) in &svcb.svc_params {
+        record = match (key, value) {
+            (SvcParamKey::Mandatory, SvcParamValue::Mandatory(keys)) => {
+                record.mandatory(keys.0.iter().map(|key| u16::from(*key)))
+            }
+            (SvcParamKey::Alpn, SvcParamValue::Alpn(alpn)) => record.alpn(&alpn.0),
+            (SvcParamKey::NoDefaultAlpn, SvcParamValue::NoDefaultAlpn) => record.no_default_alpn(),
+            (SvcParamKey::Port, SvcParamValue::Port(port)) => record.port_param(*port),
+            (SvcParamKey::Ipv4Hint, SvcParamValue::Ipv4Hint(hints)) => {
+                record.ipv4_hints(hints.0.iter().map(|a| a.0))
+            }
+            (SvcParamKey::Ipv6Hint, SvcParamValue::Ipv6Hint(hints)) => {
+                record.ipv6_hints(hints.0.iter().map(|aaaa| aaaa.0))
+            }
+            (SvcParamKey::EchConfigList, SvcParamValue::EchConfigList(ech)) => {
+                record.ech_config_list(ech.0.clone())
+            }
+            (key, SvcParamValue::Unknown(_)) => record.other_key(u16::from(*key)),
+            _ => return None,
+        };
+    }
+    Some(record)
+}
+
+/// The TargetNames of `records` other than `host`'s own, each once, at most
+/// [`MAX_TARGET_NAMES`].
+fn other_target_names(records: &[ServiceRecord], host: &str) -> Vec<String> {
+    let own = normalized(host);
+    let mut names: Vec<String> = Vec::new();
+    for record in records {
+        let name = record.target_name();
+        let other = name != "." && normalized(name) != own;
+        if other && !names.iter().any(|n| normalized(n) == normalized(name)) {
+            names.push(name.to_owned());
+        }
+    }
+    names.truncate(MAX_TARGET_NAMES);
+    names
 }
 
 /// hickory's error as an `io::Error` with a kind callers can match.

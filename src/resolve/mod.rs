@@ -12,6 +12,7 @@ pub(crate) mod nat64;
 pub(crate) mod overrides;
 #[cfg(feature = "hickory")]
 pub(crate) mod rfc6724;
+pub(crate) mod service;
 pub(crate) mod system;
 
 use std::fmt;
@@ -124,6 +125,21 @@ pub trait Resolve: Send + Sync + 'static {
             Answer::all(lookup.await)
         }))
     }
+
+    /// Looks `host` up as an HTTPS origin (RFC 9460, Happy Eyeballs v3 §4): the HTTPS query
+    /// (at [`_PORT._https.HOST`](https://www.rfc-editor.org/rfc/rfc9460#section-9.1) for a port
+    /// other than 443) sent with the AAAA and A queries, each answer handed over as it
+    /// arrives: the address answers as [`resolve_in_parts`](Self::resolve_in_parts) gives
+    /// them, the records as [`Answer::https`] (AliasMode followed, a loop or a chain too long
+    /// as its error), then the AAAA and A answers for each other TargetName the records name
+    /// ([`Answer::for_name`]). Called for a target given a [`Service`](crate::Service).
+    ///
+    /// The default asks for no records: [`resolve_in_parts`](Self::resolve_in_parts)'s
+    /// answers, so such a target connects as it would without. [`HickoryResolver`](crate::HickoryResolver)
+    /// asks.
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        self.resolve_in_parts(host, port)
+    }
 }
 
 /// A resolver shared by `Arc` (so one resolver can serve several connectors, or stay in a
@@ -136,6 +152,10 @@ impl<R: Resolve + ?Sized> Resolve for Arc<R> {
     fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
         (**self).resolve_in_parts(host, port)
     }
+
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        (**self).resolve_https(host, port)
+    }
 }
 
 /// A boxed resolver, such as a `Box<dyn Resolve>` chosen at run time, resolves as the
@@ -147,6 +167,10 @@ impl<R: Resolve + ?Sized> Resolve for Box<R> {
 
     fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
         (**self).resolve_in_parts(host, port)
+    }
+
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+        (**self).resolve_https(host, port)
     }
 }
 

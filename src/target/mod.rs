@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::resolve::service::record::Service;
 use crate::target::error::TargetError;
 
 use crate::target::host::{
@@ -45,7 +46,10 @@ enum Kind {
     Name {
         name: Arc<str>,
         port: u16,
-        given: Option<Arc<str>>,
+        /// Thin (an `Arc<String>`), so that a name with its service fits in a literal's room.
+        given: Option<Arc<String>>,
+        /// The service it is reached as, if one was given.
+        service: Option<Arc<Service>>,
     },
     /// One address, kept inline so that connecting to a `SocketAddr` allocates nothing here.
     Addr(SocketAddr),
@@ -112,6 +116,7 @@ impl Target {
                     name,
                     port,
                     given: None,
+                    service: None,
                 },
             });
         }
@@ -126,7 +131,8 @@ impl Target {
             kind: Kind::Name {
                 name: Arc::from(ascii),
                 port,
-                given: Some(Arc::from(bare)),
+                given: Some(Arc::new(bare.to_owned())),
+                service: None,
             },
         })
     }
@@ -158,6 +164,31 @@ impl Target {
         }
     }
 
+    /// This target, reached as `service`: for a host name, its HTTPS records (RFC 9460) are
+    /// asked for with its addresses, by a resolver that can ask for them
+    /// ([`HickoryResolver`](crate::HickoryResolver)), and their endpoints are dialed by
+    /// priority, at their ports, from their hints until the addresses come (Happy Eyeballs
+    /// v3). An IP literal or a list has no records: the service changes nothing for it.
+    ///
+    /// Such a connect does not use the [answer cache](crate::Connector::answer_cache).
+    /// [`Connector::connect_endpoints_with`](crate::Connector::connect_endpoints_with) hands
+    /// its dialer what each record says (ALPN, ECH); any other connect dials the addresses.
+    pub fn with_service(mut self, service: Service) -> Self {
+        if let Kind::Name { service: slot, .. } = &mut self.kind {
+            *slot = Some(Arc::new(service));
+        }
+        self
+    }
+
+    /// The service a named target is reached as, if one was given (see
+    /// [`with_service`](Self::with_service)).
+    pub fn service(&self) -> Option<&Service> {
+        match &self.kind {
+            Kind::Name { service, .. } => service.as_deref(),
+            Kind::Addr(_) | Kind::Addrs(_) => None,
+        }
+    }
+
     /// The addresses this target names without resolution: empty for a host name.
     pub fn addrs(&self) -> &[SocketAddr] {
         match &self.kind {
@@ -176,21 +207,25 @@ impl fmt::Display for Target {
                 name,
                 port: 0,
                 given: None,
+                ..
             } => write!(f, "{name}"),
             Kind::Name {
                 name,
                 port: 0,
                 given: Some(given),
+                ..
             } => write!(f, "{given} ({name})"),
             Kind::Name {
                 name,
                 port,
                 given: None,
+                ..
             } => write!(f, "{name}:{port}"),
             Kind::Name {
                 name,
                 port,
                 given: Some(given),
+                ..
             } => write!(f, "{given}:{port} ({name})"),
             Kind::Addr(addr) => write!(f, "{addr}"),
             Kind::Addrs(addrs) => match addrs.split_first() {
@@ -446,6 +481,7 @@ mod tests {
                 name: Arc::from(host),
                 port,
                 given: None,
+                service: None,
             },
         }
     }

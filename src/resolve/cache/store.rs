@@ -257,6 +257,10 @@ impl Cache {
     /// range; the default TTL without one), a negative answer for the negative TTL. An error
     /// other than a name that does not exist keeps nothing and leaves what was kept.
     pub(crate) fn record(&self, key: &HostKey, answer: &Answer, now: Instant) {
+        // Service lookups are not kept: only the target's own answers are.
+        if answer.service.is_some() {
+            return;
+        }
         let said = match &answer.addrs {
             Ok(addrs) if addrs.is_empty() => Said::NoRecords,
             Ok(addrs) => Said::Addresses(addrs.clone()),
