@@ -320,17 +320,26 @@ impl Heard {
     /// error) and says what to do (HEv3 §4.2): with an address at hand (`have_addrs`: from
     /// any query, hints included), start once the preferred family's query and the HTTPS
     /// query have answered, else wait at most the Resolution Delay; without one, wait for the
-    /// answers to end.
+    /// answers to end. The HTTPS answer's hints of a family (`hinted`) count as a positive
+    /// answer of that family until its own query answers.
     pub(crate) fn hear_service(
         &mut self,
         query: Query,
         answer: Result<usize, io::Error>,
+        hinted: [bool; 2],
         want_ipv6: bool,
         have_addrs: bool,
     ) -> Next {
         match query {
             Query::Own(family) => self.keep(family, Said::from(answer)),
-            Query::Https => self.https = Some(Said::from(answer)),
+            Query::Https => {
+                self.https = Some(Said::from(answer));
+                for (said, hinted) in [&mut self.ipv6, &mut self.ipv4].into_iter().zip(hinted) {
+                    if hinted && !answered(said) {
+                        *said = Said::Addresses;
+                    }
+                }
+            }
             Query::TargetName => {}
         }
         let preferred = match want_ipv6 {
@@ -395,6 +404,56 @@ mod tests {
         // A one-shot answer: at once, or nothing came.
         assert_eq!(Heard::default().hear(None, ok(1), true), Next::Start);
         assert_eq!(Heard::default().hear(None, ok(0), true), Next::NothingCame);
+    }
+
+    #[test]
+    fn a_service_lookup_waits_for_the_https_answer_and_the_preferred_family() {
+        use Family::{Ipv4, Ipv6};
+        use Query::{Https, Own};
+        let none = [false, false];
+        // AAAA first: the HTTPS answer is waited for, at most the resolution delay.
+        let mut heard = Heard::asking_https();
+        assert_eq!(
+            heard.hear_service(Own(Some(Ipv6)), ok(1), none, true, true),
+            Next::WaitForIpv6
+        );
+        assert_eq!(
+            heard.hear_service(Https, ok(0), none, true, true),
+            Next::Start
+        );
+        // IPv6 hints are a positive AAAA answer: at once.
+        let mut heard = Heard::asking_https();
+        assert_eq!(
+            heard.hear_service(Https, ok(1), [true, false], true, true),
+            Next::Start
+        );
+        // IPv4 hints only: AAAA is waited for.
+        let mut heard = Heard::asking_https();
+        assert_eq!(
+            heard.hear_service(Https, ok(1), [false, true], true, true),
+            Next::WaitForIpv6
+        );
+        assert_eq!(
+            heard.hear_service(Own(Some(Ipv6)), ok(0), none, true, true),
+            Next::Start
+        );
+        // Without an address, the answers' end decides.
+        let mut heard = Heard::asking_https();
+        assert_eq!(
+            heard.hear_service(Own(Some(Ipv4)), ok(0), none, true, false),
+            Next::Wait
+        );
+        // A failed HTTPS query is why nothing came when the families were only negative.
+        let mut heard = Heard::asking_https();
+        heard.hear_service(
+            Https,
+            Err(io::Error::other("alias loop")),
+            none,
+            true,
+            false,
+        );
+        heard.hear_service(Own(None), ok(0), none, true, false);
+        assert_eq!(heard.failure().unwrap().to_string(), "alias loop");
     }
 
     #[test]

@@ -255,12 +255,19 @@ impl<'a> Waiting<'a> {
         }
         tracing::debug!(query = ?planned.query, heard = ?planned.heard, added = ?planned.added, "answer");
         self.addrs.retain(|addr| !planned.withdrawn.contains(addr));
+        let hinted = [SocketAddr::is_ipv6, SocketAddr::is_ipv4]
+            .map(|of_family| planned.added.iter().any(of_family));
         self.filtered += self
             .admission
             .admit(planned.added, &mut self.addrs, &mut self.refused);
         let have_addrs = !self.addrs.is_empty();
-        self.heard
-            .hear_service(planned.query, planned.heard, self.want_ipv6, have_addrs)
+        self.heard.hear_service(
+            planned.query,
+            planned.heard,
+            hinted,
+            self.want_ipv6,
+            have_addrs,
+        )
     }
 
     fn nothing_came(&mut self) -> Unanswered {
