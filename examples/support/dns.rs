@@ -3,13 +3,15 @@
 //! test that uses it includes this file.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, SOA};
+use hickory_proto::rr::rdata::svcb::SVCB;
+use hickory_proto::rr::rdata::{A, AAAA, HTTPS, NULL, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
@@ -30,12 +32,32 @@ pub enum Behaviour {
     Garbage,
 }
 
+/// What the server does with a name's HTTPS queries.
+#[derive(Clone, Debug)]
+pub enum HttpsBehaviour {
+    /// Answers with these records (ServiceMode or AliasMode) after this long.
+    Records(Duration, Vec<SVCB>),
+    /// Never answers.
+    Drop,
+    /// NOERROR with no records (the default).
+    NoData,
+    /// One HTTPS record whose data is not a valid SVCB record.
+    Malformed,
+}
+
 /// What the server answers (changeable while it runs), with what TTL, and how many queries it
-/// has had.
+/// has had. The AAAA and A behaviours are every name's but those set with
+/// [`Zone::set_name`]; HTTPS queries get [`HttpsBehaviour::NoData`] but for names set with
+/// [`Zone::set_https`].
 #[derive(Debug)]
 pub struct Zone {
     aaaa: Mutex<Behaviour>,
     a: Mutex<Behaviour>,
+    /// Other names' AAAA and A behaviours, by lower-case name without the trailing dot.
+    names: Mutex<HashMap<String, (Behaviour, Behaviour)>>,
+    https: Mutex<HashMap<String, HttpsBehaviour>>,
+    /// Every query's name and type, in arrival order.
+    asked: Mutex<Vec<(String, RecordType)>>,
     ttl: AtomicU32,
     queries: AtomicUsize,
     /// Whether negative answers carry an SOA record (so that resolvers may cache them).
@@ -48,6 +70,9 @@ impl Zone {
         Arc::new(Self {
             aaaa: Mutex::new(aaaa),
             a: Mutex::new(a),
+            names: Mutex::default(),
+            https: Mutex::default(),
+            asked: Mutex::default(),
             ttl: AtomicU32::new(60),
             queries: AtomicUsize::new(0),
             soa: AtomicBool::new(false),
@@ -58,6 +83,43 @@ impl Zone {
     pub fn set(&self, aaaa: Behaviour, a: Behaviour) {
         *self.aaaa.lock().unwrap() = aaaa;
         *self.a.lock().unwrap() = a;
+    }
+
+    /// What `name`'s AAAA and A queries are answered with, in place of every name's.
+    pub fn set_name(&self, name: &str, aaaa: Behaviour, a: Behaviour) {
+        self.names.lock().unwrap().insert(key(name), (aaaa, a));
+    }
+
+    /// What `name`'s HTTPS queries are answered with.
+    pub fn set_https(&self, name: &str, https: HttpsBehaviour) {
+        self.https.lock().unwrap().insert(key(name), https);
+    }
+
+    /// The queries so far, as `(name, type)`, the name lower-case without its trailing dot.
+    pub fn asked(&self) -> Vec<(String, RecordType)> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    fn behaviour(&self, name: &str, record_type: RecordType) -> Answering {
+        let named = self.names.lock().unwrap().get(name).cloned();
+        let (aaaa, a) = match named {
+            Some(both) => both,
+            None => (
+                self.aaaa.lock().unwrap().clone(),
+                self.a.lock().unwrap().clone(),
+            ),
+        };
+        match record_type {
+            RecordType::AAAA => Answering::Plain(aaaa),
+            RecordType::A => Answering::Plain(a),
+            RecordType::HTTPS => match self.https.lock().unwrap().get(name).cloned() {
+                Some(HttpsBehaviour::Records(after, records)) => Answering::Https(after, records),
+                Some(HttpsBehaviour::Drop) => Answering::Plain(Behaviour::Drop),
+                Some(HttpsBehaviour::Malformed) => Answering::Malformed,
+                Some(HttpsBehaviour::NoData) | None => Answering::Plain(Behaviour::NoData),
+            },
+            _ => Answering::Plain(Behaviour::NoData),
+        }
     }
 
     /// The TTL of the next answers' records, in seconds.
@@ -75,6 +137,19 @@ impl Zone {
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
     }
+}
+
+/// A name as the zone keys it: lower-case, without the trailing dot.
+fn key(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+/// What one query is answered with.
+#[derive(Clone, Debug)]
+enum Answering {
+    Plain(Behaviour),
+    Https(Duration, Vec<SVCB>),
+    Malformed,
 }
 
 /// Serves queries on 127.0.0.1 (any port) until dropped with the test's runtime.
@@ -118,20 +193,37 @@ pub async fn serve_zone(addr: SocketAddr, zone: Arc<Zone>) -> SocketAddr {
                 continue;
             };
             zone.queries.fetch_add(1, Ordering::SeqCst);
-            let behaviour = match question.query_type() {
-                RecordType::AAAA => zone.aaaa.lock().unwrap().clone(),
-                RecordType::A => zone.a.lock().unwrap().clone(),
-                _ => Behaviour::NoData,
-            };
+            let name = key(&question.name().to_ascii());
+            let record_type = question.query_type();
+            zone.asked.lock().unwrap().push((name.clone(), record_type));
+            let answering = zone.behaviour(&name, record_type);
             let ttl = zone.ttl.load(Ordering::SeqCst);
             let soa = zone.soa.load(Ordering::SeqCst);
             let socket = socket.clone();
             // A task per query, so a delayed answer holds up only itself.
             tokio::spawn(async move {
-                if let Behaviour::Answer(after, _) = &behaviour {
-                    tokio::time::sleep(*after).await;
-                }
-                if let Some(bytes) = respond(&query, &behaviour, ttl, soa) {
+                let bytes = match answering {
+                    Answering::Plain(behaviour) => {
+                        if let Behaviour::Answer(after, _) = &behaviour {
+                            tokio::time::sleep(*after).await;
+                        }
+                        respond(&query, &behaviour, ttl, soa)
+                    }
+                    Answering::Https(after, records) => {
+                        tokio::time::sleep(after).await;
+                        let rdata = records.into_iter().map(|svcb| RData::HTTPS(HTTPS(svcb)));
+                        respond_with(&query, rdata.collect(), ttl)
+                    }
+                    Answering::Malformed => {
+                        // Type HTTPS, but the data ends inside its TargetName.
+                        let rdata = RData::Unknown {
+                            code: RecordType::HTTPS,
+                            rdata: NULL::with(vec![0, 1, 7, b'b', b'r']),
+                        };
+                        respond_with(&query, vec![rdata], ttl)
+                    }
+                };
+                if let Some(bytes) = bytes {
                     let _ = socket.send_to(&bytes, peer).await;
                 }
             });
@@ -140,13 +232,29 @@ pub async fn serve_zone(addr: SocketAddr, zone: Arc<Zone>) -> SocketAddr {
     addr
 }
 
-fn respond(query: &Message, behaviour: &Behaviour, ttl: u32, soa: bool) -> Option<Vec<u8>> {
+/// An empty NOERROR response to `query`, its questions copied.
+fn response_to(query: &Message) -> Message {
     let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
     response.metadata.recursion_desired = query.metadata.recursion_desired;
     response.metadata.recursion_available = true;
     for question in &query.queries {
         response.add_query(question.clone());
     }
+    response
+}
+
+/// A NOERROR response to `query` with these records at the question's name.
+fn respond_with(query: &Message, records: Vec<RData>, ttl: u32) -> Option<Vec<u8>> {
+    let mut response = response_to(query);
+    let name = query.queries[0].name().clone();
+    for rdata in records {
+        response.add_answer(Record::from_rdata(name.clone(), ttl, rdata));
+    }
+    response.to_vec().ok()
+}
+
+fn respond(query: &Message, behaviour: &Behaviour, ttl: u32, soa: bool) -> Option<Vec<u8>> {
+    let mut response = response_to(query);
     let name = query.queries[0].name().clone();
     match behaviour {
         Behaviour::Drop => return None,
