@@ -77,9 +77,7 @@ async fn connect(
     target: Target,
 ) -> Result<(SocketAddr, Duration), ConnectError> {
     let began = Instant::now();
-    let stream = connector
-        .connect_with(target, |addr| tokio::net::TcpStream::connect(addr))
-        .await?;
+    let stream = connector.connect(target).await?;
     Ok((stream.peer_addr().unwrap(), began.elapsed()))
 }
 
