@@ -246,3 +246,25 @@ async fn the_records_alpn_and_ech_bytes_reach_the_endpoint_dialer_unchanged() {
     assert_eq!(endpoint.alpn(), [b"h2".as_slice(), b"http/1.1"]);
     assert_eq!(endpoint.target_name(), Some("."));
 }
+
+#[cfg(feature = "hyper")]
+#[tokio::test]
+async fn a_hyper_connector_asks_for_an_https_uris_records() {
+    use tower_service::Service as _;
+    let (zone, connector) = zone().await;
+    let (_listener, listening) = listener().await;
+    zone.set_name("svc.test", Behaviour::NoData, answer(0, &[LOCAL]));
+    zone.set_https(
+        "svc.test",
+        records(vec![record(1, ".", vec![port(listening.port())])]),
+    );
+    let mut hyper = connect_any::HyperConnector::new(connector).enforce_http(false);
+    let uri: http::Uri = "https://svc.test/".parse().unwrap();
+    let stream = hyper.call(uri).await.unwrap();
+    let report = stream.inner().report();
+    assert_eq!(
+        report.winner(),
+        Some(listening),
+        "the record's port, not 443"
+    );
+}

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use crate::connector::Connector;
 use crate::error::ConnectError;
 use crate::report::ConnectReport;
+use crate::resolve::service::record::Service;
 use crate::target::error::TargetError;
 use crate::target::{IntoTarget, Target};
 
@@ -24,6 +25,12 @@ use crate::target::{IntoTarget, Target};
 /// port defaults by scheme (80 for `http` and `ws`, 443 for `https` and `wss`; schemes compare
 /// without case). The stream is a plain TCP stream, as with `HttpConnector`; its `Connected`
 /// info carries hyper-util's `HttpInfo` (remote and local address).
+///
+/// An `https` URI's target is given [`Service::https`](crate::Service::https) speaking `h2`
+/// and `http/1.1`: with a resolver that asks for HTTPS records
+/// ([`HickoryResolver`](crate::HickoryResolver)), their endpoints are dialed by priority, at
+/// their ports (see [`Target::with_service`](crate::Target::with_service)). The ALPN and ECH
+/// they carry are the TLS layer's, which this connector does not reach.
 ///
 /// By default only `http` and `ws` URIs are accepted: any other (`https`, `wss`, none) fails
 /// with [`TargetError::SchemeNotHttp`] before anything is resolved or dialed, so that an
@@ -78,6 +85,9 @@ impl HyperConnector {
         self
     }
 }
+
+/// The ALPN ids hyper's client speaks over TCP.
+const TCP_PROTOCOLS: [&str; 2] = ["h2", "http/1.1"];
 
 /// Whether `uri` may go out over plain TCP: `http` and `ws`, in any case.
 fn is_plaintext_scheme(uri: &Uri) -> bool {
@@ -218,10 +228,15 @@ impl IntoTarget for &Uri {
             (None, _) => return Err(TargetError::UnknownScheme),
         };
         // In a URI a zone's `%` is always written `%25` (RFC 6874).
-        match host.split_once("%25") {
-            Some((ip, zone)) => Target::from_host_port(&format!("{ip}%{zone}"), port),
-            None => Target::from_host_port(host, port),
-        }
+        let target = match host.split_once("%25") {
+            Some((ip, zone)) => Target::from_host_port(&format!("{ip}%{zone}"), port)?,
+            None => Target::from_host_port(host, port)?,
+        };
+        // The TLS layer above speaks HTTP over TCP: records for QUIC alone are skipped.
+        Ok(match scheme.as_deref() {
+            Some("https") => target.with_service(Service::https().protocols(TCP_PROTOCOLS)),
+            _ => target,
+        })
     }
 }
 
@@ -249,9 +264,10 @@ mod tests {
             target("http://example.com/x"),
             Target::from_host_port("example.com", 80)
         );
+        let https = Service::https().protocols(TCP_PROTOCOLS);
         assert_eq!(
             target("https://example.com"),
-            Target::from_host_port("example.com", 443)
+            Target::from_host_port("example.com", 443).map(|t| t.with_service(https))
         );
         assert_eq!(
             target("wss://example.com:8443/"),
@@ -272,6 +288,8 @@ mod tests {
             target("WS://example.com/"),
             Target::from_host_port("example.com", 80)
         );
+        assert!(target("https://example.com/").unwrap().service().is_some());
+        assert!(target("http://example.com/").unwrap().service().is_none());
         let zoned = target("http://[fe80::1%251]:8080/").unwrap();
         assert!(matches!(zoned.addrs(), [std::net::SocketAddr::V6(a)] if a.scope_id() == 1));
     }
