@@ -284,3 +284,34 @@ async fn a_resolver_that_cannot_ask_for_records_connects_as_without_a_service() 
     assert_eq!(stream.addr, "[::1]:443".parse().unwrap());
     assert_eq!(script.start_times(), [ms(0)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_report_names_the_record_of_each_endpoint() {
+    let records = vec![ServiceRecord::new(1, "pool.test").ipv6_hints([ip6(7)])];
+    let parts = vec![
+        (5, Answer::ipv6(Ok(vec![]))),
+        (5, Answer::ipv4(Ok(vec!["127.0.0.1:443".parse().unwrap()]))),
+        (5, Answer::https(Ok(records))),
+    ];
+    let script = Script::new(&[
+        (
+            "[::7]:443".parse().unwrap(),
+            Step::Fail(ms(1), io::ErrorKind::ConnectionRefused),
+        ),
+        ("127.0.0.1:443".parse().unwrap(), Step::Connect(ms(1))),
+    ]);
+    let (_, report) = connector(https(parts, false))
+        .connect_with_reported(service_target(), script.dialer())
+        .await
+        .unwrap();
+    let named: Vec<Option<&str>> = report
+        .attempts()
+        .iter()
+        .map(|attempt| attempt.record().map(ServiceRecord::target_name))
+        .collect();
+    assert_eq!(named, [Some("pool.test"), None], "{report:#}");
+    assert!(
+        format!("{report:#}").contains("(HTTPS record 1 pool.test)"),
+        "{report:#}"
+    );
+}

@@ -655,6 +655,9 @@ async fn resolve<'a>(
     let plan = target.service().map(|service| {
         let endpoints = endpoints.cloned();
         let endpoints = endpoints.unwrap_or_else(|| Endpoints::new(service.clone()));
+        if let Some(recording) = observing.as_mut().and_then(|o| o.recording.as_mut()) {
+            recording.endpoints = Some(endpoints.clone());
+        }
         Box::new(Plan::new(name, port, service.clone(), endpoints))
     });
     let cache = settings.cache.as_ref().zip(key).filter(|_| plan.is_none());

@@ -8,10 +8,12 @@ pub(crate) mod recording;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::human::Human;
 use crate::resolve::answers::{Family, copy_error};
+use crate::resolve::service::record::ServiceRecord;
 
 /// Where a connect's addresses came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +114,7 @@ pub struct AttemptRecord {
     pub(crate) started: Option<Duration>,
     pub(crate) duration: Duration,
     pub(crate) outcome: AttemptOutcome,
+    pub(crate) record: Option<Arc<ServiceRecord>>,
 }
 
 impl AttemptRecord {
@@ -133,6 +136,12 @@ impl AttemptRecord {
     /// How it ended.
     pub fn outcome(&self) -> &AttemptOutcome {
         &self.outcome
+    }
+
+    /// The HTTPS record the address came from, for a [service](crate::Service) target's
+    /// endpoint that came from one.
+    pub fn record(&self) -> Option<&ServiceRecord> {
+        self.record.as_deref()
     }
 }
 
@@ -291,6 +300,10 @@ impl ConnectReport {
         }
         for (n, attempt) in self.attempts.iter().enumerate() {
             write!(f, "  {:>2}. {:<24}", n + 1, attempt.addr.to_string())?;
+            if let Some(record) = &attempt.record {
+                let (priority, target) = (record.priority(), record.target_name());
+                write!(f, " (HTTPS record {priority} {target})")?;
+            }
             if let Some(started) = attempt.started {
                 let started = Human(started).to_string();
                 let ran = Human(attempt.duration).to_string();

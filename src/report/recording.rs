@@ -2,10 +2,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::report::{AddressSource, AnswerRecord, AttemptOutcome, AttemptRecord, ConnectReport};
 use crate::resolve::answers::{Family, copy_error};
+use crate::resolve::service::endpoint::Endpoints;
 
 /// Everything a report needs besides the attempts (which the log keeps for every connect);
 /// made only for a connect that asked for a report.
@@ -18,6 +20,8 @@ pub(crate) struct Recording {
     pub(crate) winner: Option<usize>,
     pub(crate) remembered: Option<SocketAddr>,
     pub(crate) adaptive_delay: bool,
+    /// A service connect's endpoints, so that each attempt names its record.
+    pub(crate) endpoints: Option<Arc<Endpoints>>,
 }
 
 impl Default for Recording {
@@ -30,6 +34,7 @@ impl Default for Recording {
             winner: None,
             remembered: None,
             adaptive_delay: false,
+            endpoints: None,
         }
     }
 }
@@ -65,6 +70,8 @@ impl Recording {
     ) -> ConnectReport {
         let winner = self.winner;
         let mut winner_addr = None;
+        let endpoints = self.endpoints;
+        let record_of = |addr| endpoints.as_ref().and_then(|e| e.record(addr));
         let mut records: Vec<AttemptRecord> = attempts
             .enumerate()
             .map(|(index, attempt)| {
@@ -85,6 +92,7 @@ impl Recording {
                     started: Some(attempt.started),
                     duration: end.saturating_sub(attempt.started),
                     outcome,
+                    record: record_of(attempt.addr),
                 }
             })
             .collect();
@@ -93,6 +101,7 @@ impl Recording {
             started: None,
             duration: Duration::ZERO,
             outcome: AttemptOutcome::NotStarted,
+            record: record_of(addr),
         }));
         ConnectReport {
             target,

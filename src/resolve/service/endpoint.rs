@@ -95,9 +95,14 @@ impl Endpoints {
         self.lock().get(addr).map_or(UNRECORDED, |slot| slot.rank)
     }
 
+    /// The record `addr` came from, if any.
+    pub(crate) fn record(&self, addr: SocketAddr) -> Option<Arc<ServiceRecord>> {
+        self.lock().get(&addr).and_then(|slot| slot.record.clone())
+    }
+
     /// What the dialer is handed for `addr`.
     pub(crate) fn endpoint(&self, addr: SocketAddr) -> Endpoint {
-        let record = self.lock().get(&addr).and_then(|slot| slot.record.clone());
+        let record = self.record(addr);
         Endpoint {
             addr,
             record,
