@@ -56,6 +56,20 @@ impl TestCert {
         .with_no_client_auth()
     }
 
+    /// A rustls client configuration that trusts only this certificate and offers `alpn`.
+    pub fn client_config_offering(&self, alpn: &[&[u8]]) -> rustls::ClientConfig {
+        let mut config = self.client_config();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config
+    }
+
+    /// A rustls server configuration with this certificate, choosing from `alpn` in its order.
+    pub fn server_config_choosing(&self, alpn: &[&[u8]]) -> rustls::ServerConfig {
+        let mut config = self.server_config();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config
+    }
+
     fn server_config(&self) -> rustls::ServerConfig {
         rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -155,6 +169,57 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(io, service)
         .await;
+}
+
+/// A TLS server on `ip` that completes handshakes choosing from `alpn` (in its own order of
+/// preference) and then holds the connection; with the number of handshakes it completed.
+pub async fn alpn_server(
+    ip: &str,
+    cert: &TestCert,
+    alpn: &[&[u8]],
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(cert.server_config_choosing(alpn)));
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let counter = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, counter) = (acceptor.clone(), counter.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    // Held open until the client closes it.
+                    let mut tls = tls;
+                    let _ = tokio::io::AsyncReadExt::read(&mut tls, &mut [0u8; 1]).await;
+                }
+            });
+        }
+    });
+    (addr, handshakes)
+}
+
+/// A QUIC server on 127.0.0.1 (UDP, port chosen by the system) speaking `h3`'s ALPN with
+/// `cert`, accepting every connection and holding it; with the number it accepted.
+pub fn quic_server(cert: &TestCert) -> (quinn::Endpoint, Arc<AtomicUsize>) {
+    let tls = cert.server_config_choosing(&[b"h3"]);
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (server, counter) = (endpoint.clone(), accepted.clone());
+    tokio::spawn(async move {
+        while let Some(incoming) = server.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                if let Ok(connection) = incoming.await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    connection.closed().await;
+                }
+            });
+        }
+    });
+    (endpoint, accepted)
 }
 
 /// Connects over TCP with `tcp` (a connector's own socket settings), then completes a TLS
