@@ -29,6 +29,12 @@ use crate::resolve::{Resolve, Resolving};
 /// hold up an IPv4 connect by more than the [resolution delay](crate::Connector::resolution_delay),
 /// where `getaddrinfo` waits for both (glibc: 5 s per try, twice).
 ///
+/// For a target given a [`Service`](crate::Service), it also asks for the name's HTTPS
+/// records (RFC 9460) with the AAAA and A queries, follows AliasMode records (at most 8; a
+/// loop or a longer chain is the HTTPS query's error), and asks for the addresses of each
+/// other TargetName the records name (at most 8): see
+/// [`Resolve::resolve_https`](crate::Resolve::resolve_https).
+///
 /// Each answer carries its records' time to live, which the connector's
 /// [answer cache](crate::Connector::answer_cache) keeps it for (within its TTL range).
 ///
@@ -168,7 +174,7 @@ impl Resolve for HickoryResolver {
     }
 
     /// The HTTPS query sent with the AAAA and A queries; once its records are in, the AAAA and
-    /// A queries for each other name they point at (at most [`MAX_TARGET_NAMES`]).
+    /// A queries for each other name they point at (at most 8).
     fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
         let own = self.resolve_in_parts(host, port);
         let https = stream::once(self.https_records(host, port)).flat_map(move |records| {

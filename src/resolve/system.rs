@@ -45,6 +45,10 @@ const MAX_ABANDONED_LOOKUPS: usize = 96;
 /// `getaddrinfo` tells no TTL, so the connector's answer cache keeps its answers for the
 /// cache's default TTL (30 s unless set).
 ///
+/// `getaddrinfo` cannot ask for HTTPS records (RFC 9460), so a target given a
+/// [`Service`](crate::Service) connects through it as without one: its own addresses, at its
+/// port. [`HickoryResolver`](crate::HickoryResolver) asks for them.
+///
 /// Errors carry kinds callers can match: `NotFound` for a name that does not exist,
 /// `TimedOut` for a temporary failure, and the system's text as the message.
 #[derive(Clone, Copy, Debug, Default)]
