@@ -31,8 +31,8 @@ impl Resolve for Https {
         self.own.answering()
     }
 
-    fn resolve_https<'a>(&'a self, _host: &'a str, _port: u16) -> Answering<'a> {
-        self.service.answering()
+    fn resolve_https<'a>(&'a self, _host: &'a str, _port: u16) -> Option<Answering<'a>> {
+        Some(self.service.answering())
     }
 }
 
@@ -313,5 +313,31 @@ async fn the_report_names_the_record_of_each_endpoint() {
     assert!(
         format!("{report:#}").contains("(HTTPS record 1 pool.test)"),
         "{report:#}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_resolver_that_cannot_ask_for_records_the_service_target_is_cached() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Counting(Arc<AtomicUsize>);
+    impl Resolve for Counting {
+        fn resolve<'a>(&'a self, _host: &'a str, port: u16) -> Resolving<'a> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]) })
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let connector = Connector::new().resolver(Counting(calls.clone()));
+    let script = Script::new(&[("127.0.0.1:443".parse().unwrap(), Step::Connect(ms(1)))]);
+    for _ in 0..3 {
+        let stream = connector
+            .connect_with(service_target(), script.dialer())
+            .await;
+        assert_eq!(stream.unwrap().addr, "127.0.0.1:443".parse().unwrap());
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the later connects were the cache's"
     );
 }

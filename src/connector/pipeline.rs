@@ -638,9 +638,9 @@ pub(crate) fn unanswered_error(
 /// dialing order (interleaved for Happy Eyeballs), and the answers still to come. Fresh
 /// cached answers are raced without asking the resolver; stale ones are raced at once while a
 /// refresh is asked (see [`from_cache`]); otherwise the resolver is asked, in parts, and its
-/// answers are cached as they come. A service target's HTTPS records are asked for with its
-/// addresses, bypassing the cache, and turned into endpoints (written to `endpoints`, the
-/// dialer's table, if it reads one).
+/// answers are cached as they come. A service target's HTTPS records, if the resolver can ask
+/// for them, are asked for with its addresses, bypassing the cache, and turned into endpoints
+/// (written to `endpoints`, the dialer's table, if it reads one).
 async fn resolve<'a>(
     settings: &'a Settings,
     target: &Target,
@@ -652,29 +652,39 @@ async fn resolve<'a>(
 ) -> Result<Gathered<'a>, ConnectError> {
     let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
     let until = earliest(limits.deadline, resolve_deadline);
-    let plan = target.service().map(|service| {
+    let service = target.service().and_then(|service| {
+        let answers = settings.resolver.resolve_https(name, port)?;
         let endpoints = endpoints.cloned();
         let endpoints = endpoints.unwrap_or_else(|| Endpoints::new(service.clone()));
         if let Some(recording) = observing.as_mut().and_then(|o| o.recording.as_mut()) {
             recording.endpoints = Some(endpoints.clone());
         }
-        Box::new(Plan::new(name, port, service.clone(), endpoints))
+        Some((
+            answers,
+            Box::new(Plan::new(name, port, service.clone(), endpoints)),
+        ))
     });
-    let cache = settings.cache.as_ref().zip(key).filter(|_| plan.is_none());
-    let answers = match cache {
-        None if plan.is_some() => settings.resolver.resolve_https(name, port),
-        Some((cache, key)) => match from_cache(settings, target, cache, key, until, observing) {
-            Cached::Gathered(gathered) => return Ok(ordered(settings, gathered?, limits)),
-            Cached::Refreshing(answers) => answers,
-            Cached::Missing => {
-                let key = key.clone();
-                let answers = settings.resolver.resolve_in_parts(name, port);
-                let recorded =
-                    answers.inspect(move |answer| cache.record(&key, answer, Instant::now()));
-                Box::pin(recorded)
+    let (service_answers, plan) = match service {
+        Some((answers, plan)) => (Some(answers), Some(plan)),
+        None => (None, None),
+    };
+    let cache = settings.cache.as_ref().zip(key);
+    let answers = match (service_answers, cache) {
+        (Some(answers), _) => answers,
+        (None, Some((cache, key))) => {
+            match from_cache(settings, target, cache, key, until, observing) {
+                Cached::Gathered(gathered) => return Ok(ordered(settings, gathered?, limits)),
+                Cached::Refreshing(answers) => answers,
+                Cached::Missing => {
+                    let key = key.clone();
+                    let answers = settings.resolver.resolve_in_parts(name, port);
+                    let recorded =
+                        answers.inspect(move |answer| cache.record(&key, answer, Instant::now()));
+                    Box::pin(recorded)
+                }
             }
-        },
-        None => settings.resolver.resolve_in_parts(name, port),
+        }
+        (None, None) => settings.resolver.resolve_in_parts(name, port),
     };
     let gathering = gather(
         answers,

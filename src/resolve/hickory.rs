@@ -175,7 +175,7 @@ impl Resolve for HickoryResolver {
 
     /// The HTTPS query sent with the AAAA and A queries; once its records are in, the AAAA and
     /// A queries for each other name they point at (at most 8).
-    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Option<Answering<'a>> {
         let own = self.resolve_in_parts(host, port);
         let https = stream::once(self.https_records(host, port)).flat_map(move |records| {
             let names = match &records {
@@ -196,7 +196,7 @@ impl Resolve for HickoryResolver {
                 .collect();
             stream::once(std::future::ready(Answer::https(records))).chain(name_queries)
         });
-        Box::pin(stream::select(own, https))
+        Some(Box::pin(stream::select(own, https)))
     }
 }
 

@@ -134,11 +134,13 @@ pub trait Resolve: Send + Sync + 'static {
     /// as its error), then the AAAA and A answers for each other TargetName the records name
     /// ([`Answer::for_name`]). Called for a target given a [`Service`](crate::Service).
     ///
-    /// The default asks for no records: [`resolve_in_parts`](Self::resolve_in_parts)'s
-    /// answers, so such a target connects as it would without. [`HickoryResolver`](crate::HickoryResolver)
-    /// asks.
-    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
-        self.resolve_in_parts(host, port)
+    /// `None` (the default) says the resolver cannot ask for HTTPS records: such a target is
+    /// then resolved, cached and connected as it would be without a service.
+    /// [`HickoryResolver`](crate::HickoryResolver) asks. A connect that gets a stream does
+    /// not use the [answer cache](crate::Connector::answer_cache).
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Option<Answering<'a>> {
+        let _ = (host, port);
+        None
     }
 }
 
@@ -153,7 +155,7 @@ impl<R: Resolve + ?Sized> Resolve for Arc<R> {
         (**self).resolve_in_parts(host, port)
     }
 
-    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Option<Answering<'a>> {
         (**self).resolve_https(host, port)
     }
 }
@@ -169,7 +171,7 @@ impl<R: Resolve + ?Sized> Resolve for Box<R> {
         (**self).resolve_in_parts(host, port)
     }
 
-    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
+    fn resolve_https<'a>(&'a self, host: &'a str, port: u16) -> Option<Answering<'a>> {
         (**self).resolve_https(host, port)
     }
 }

@@ -170,7 +170,9 @@ impl Target {
     /// priority, at their ports, from their hints until the addresses come (Happy Eyeballs
     /// v3). An IP literal or a list has no records: the service changes nothing for it.
     ///
-    /// Such a connect does not use the [answer cache](crate::Connector::answer_cache).
+    /// A connect whose resolver asks for the records does not use the
+    /// [answer cache](crate::Connector::answer_cache); with one that cannot, the target is
+    /// cached and connected as without a service.
     /// [`Connector::connect_endpoints_with`](crate::Connector::connect_endpoints_with) hands
     /// its dialer what each record says (ALPN, ECH); any other connect dials the addresses.
     pub fn with_service(mut self, service: Service) -> Self {
