@@ -4,6 +4,7 @@
 //! addresses are new and which earlier ones no longer belong.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -149,7 +150,9 @@ impl Plan {
         let mut added = Vec::new();
         for (addr, record) in &wanted {
             self.endpoints.set(*addr, record.as_ref());
-            if self.given.insert(*addr, true).is_none() {
+            // Given once: one withdrawn stays withdrawn, as the race has dropped it.
+            if let Entry::Vacant(slot) = self.given.entry(*addr) {
+                slot.insert(true);
                 added.push(*addr);
             }
         }
@@ -311,6 +314,109 @@ mod tests {
                 planned.added.is_empty() && planned.withdrawn.is_empty(),
                 "{planned:?}"
             );
+        }
+    }
+
+    /// Arbitrary answers in arbitrary order, duplicates and nonsense included: never a panic,
+    /// no address given twice, nothing withdrawn that was not given, and in the end every
+    /// address that belongs is one the plan wants, each once.
+    mod hostile_answers {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn ip(n: u8) -> IpAddr {
+            match n % 2 {
+                0 => IpAddr::from([127, 0, 0, n]),
+                _ => IpAddr::from([0, 0, 0, 0, 0, 0, 0, u16::from(n)]),
+            }
+        }
+
+        fn names() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec![
+                ".",
+                "svc.test",
+                "SVC.test.",
+                "pool.test",
+                "other.test",
+            ])
+        }
+
+        fn record() -> impl Strategy<Value = ServiceRecord> {
+            let keys =
+                prop::collection::vec(prop::sample::select(vec![0u16, 1, 3, 4, 9, 65_000]), 0..3);
+            let alpn =
+                prop::collection::vec(prop::sample::select(vec!["h2", "h3", "http/1.1"]), 0..3);
+            let hints = prop::collection::vec(0u8..8, 0..4);
+            (
+                0u16..4,
+                names(),
+                prop::option::of(1u16..4),
+                hints,
+                keys,
+                alpn,
+                any::<bool>(),
+            )
+                .prop_map(|(priority, target, port, hints, keys, alpn, no_default)| {
+                    let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) =
+                        hints.into_iter().map(ip).partition(IpAddr::is_ipv6);
+                    let mut record = ServiceRecord::new(priority, target)
+                        .alpn(alpn)
+                        .mandatory(keys)
+                        .other_key(9)
+                        .ipv6_hints(v6.into_iter().filter_map(|ip| match ip {
+                            IpAddr::V6(v6) => Some(v6),
+                            IpAddr::V4(_) => None,
+                        }))
+                        .ipv4_hints(v4.into_iter().filter_map(|ip| match ip {
+                            IpAddr::V4(v4) => Some(v4),
+                            IpAddr::V6(_) => None,
+                        }));
+                    if let Some(port) = port {
+                        record = record.port_param(port);
+                    }
+                    if no_default {
+                        record = record.no_default_alpn();
+                    }
+                    record
+                })
+        }
+
+        fn answer() -> impl Strategy<Value = Answer> {
+            let addrs =
+                prop::collection::vec((0u8..8).prop_map(|n| SocketAddr::new(ip(n), 443)), 0..4);
+            prop_oneof![
+                addrs.clone().prop_map(|a| Answer::ipv6(Ok(a))),
+                addrs.clone().prop_map(|a| Answer::ipv4(Ok(a))),
+                addrs.clone().prop_map(|a| Answer::all(Ok(a))),
+                Just(Answer::ipv4(Err(io::Error::other("failed")))),
+                prop::collection::vec(record(), 0..4).prop_map(|r| Answer::https(Ok(r))),
+                Just(Answer::https(Err(io::Error::other("alias loop")))),
+                (addrs.clone(), names()).prop_map(|(a, n)| Answer::ipv6(Ok(a)).for_name(n)),
+                (addrs, names()).prop_map(|(a, n)| Answer::ipv4(Ok(a)).for_name(n)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+            #[test]
+            fn the_plan_holds_for_any_answers(answers in prop::collection::vec(answer(), 0..8)) {
+                let mut plan = plan();
+                let mut belongs = std::collections::HashSet::new();
+                let mut ever = std::collections::HashSet::new();
+                for answer in answers {
+                    let planned = plan.hear(answer);
+                    for addr in &planned.withdrawn {
+                        prop_assert!(belongs.remove(addr), "withdrew {addr}, which did not belong");
+                    }
+                    for addr in planned.added {
+                        prop_assert!(ever.insert(addr), "gave {addr} twice");
+                        belongs.insert(addr);
+                    }
+                }
+                let wanted: std::collections::HashSet<_> =
+                    plan.wanted().into_iter().map(|(addr, _)| addr).collect();
+                prop_assert!(belongs.is_subset(&wanted), "{belongs:?} not all wanted: {wanted:?}");
+            }
         }
     }
 }
