@@ -341,3 +341,49 @@ async fn with_a_resolver_that_cannot_ask_for_records_the_service_target_is_cache
         "the later connects were the cache's"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_winner_memory_puts_the_last_winner_first_across_priorities() {
+    let parts = || {
+        let records = vec![
+            ServiceRecord::new(1, ".").port_param(1001),
+            ServiceRecord::new(2, ".").port_param(2002),
+        ];
+        vec![
+            (5, Answer::ipv6(Ok(vec![]))),
+            (5, Answer::ipv4(Ok(vec!["127.0.0.1:443".parse().unwrap()]))),
+            (5, Answer::https(Ok(records))),
+        ]
+    };
+    let script = Script::new(&[
+        (
+            "127.0.0.1:1001".parse().unwrap(),
+            Step::Fail(ms(1), io::ErrorKind::ConnectionRefused),
+        ),
+        ("127.0.0.1:2002".parse().unwrap(), Step::Connect(ms(1))),
+    ]);
+    // One resolver answering the same way each time, and the memory on.
+    struct Again(Box<dyn Fn() -> Vec<(u64, Answer)> + Send + Sync>);
+    impl Resolve for Again {
+        fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolving<'a> {
+            unreachable!("asked in parts")
+        }
+        fn resolve_https<'a>(&'a self, _host: &'a str, _port: u16) -> Option<Answering<'a>> {
+            Some(timed((self.0)(), false).answering())
+        }
+    }
+    let connector = Connector::new().resolver(Again(Box::new(parts)));
+    for _ in 0..2 {
+        let stream = connector
+            .connect_with(service_target(), script.dialer())
+            .await;
+        assert_eq!(stream.unwrap().addr, "127.0.0.1:2002".parse().unwrap());
+    }
+    let order: Vec<u16> = script
+        .starts()
+        .iter()
+        .map(|(addr, _)| addr.port())
+        .collect();
+    // The first connect: priority 1 fails, priority 2 wins; the second: the winner first.
+    assert_eq!(order, [1001, 2002, 2002]);
+}
