@@ -93,6 +93,9 @@ async fn a_hint_and_the_records_port_connect_before_the_address_answers() {
     let hinted = record(1, ".", vec![port(listening.port()), ipv4_hint(LOCAL)]);
     zone.set_https("svc.test", records(vec![hinted]));
     let (winner, took) = connect(&connector, target(443)).await.unwrap();
+    println!(
+        "hint at the record's port: connected to {winner} after {took:?}, the A answer 3 s away"
+    );
     assert_eq!(winner, listening, "the hint, at the record's port");
     assert!(
         took < Duration::from_millis(2_500),
@@ -207,6 +210,7 @@ async fn negative_dropped_and_malformed_https_answers_leave_the_own_addresses() 
         let prefixed = format!("_{}._https.svc.test", listening.port());
         zone.set_https(&prefixed, https.clone());
         let (winner, took) = connect(&connector, target(listening.port())).await.unwrap();
+        println!("HTTPS {https:?}: connected to {winner} after {took:?}");
         assert_eq!(winner, listening, "{https:?}");
         if matches!(https, HttpsBehaviour::Drop) {
             // The A answer is positive: the unanswered HTTPS query costs the resolution delay.

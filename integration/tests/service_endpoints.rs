@@ -169,6 +169,7 @@ async fn quic_wins_by_the_records_order_when_both_are_up() {
     let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let records = h3_then_h2(quic.local_addr().unwrap().port(), tls.port());
     let dial_client = client.clone();
+    let began = Instant::now();
     let connected = connector(records)
         .attempt_delay(Duration::from_secs(2))
         .connect_endpoints_with(target(&["h3", "h2"]), move |endpoint| {
@@ -179,6 +180,7 @@ async fn quic_wins_by_the_records_order_when_both_are_up() {
     let Connected::Quic(connection) = connected else {
         panic!("TCP+TLS won over a QUIC endpoint of a lower priority");
     };
+    println!("both up: QUIC won after {:?}", began.elapsed());
     assert_eq!(connection.remote_address(), quic.local_addr().unwrap());
     assert!(
         reaches(&quic_accepted, 1).await,
@@ -208,6 +210,7 @@ async fn with_udp_black_holed_tcp_tls_wins_after_the_attempt_delay_and_quic_is_c
     let Connected::Tls(stream) = connected else {
         panic!("QUIC won with UDP black-holed");
     };
+    println!("UDP black-holed: TCP+TLS won after {took:?}");
     assert_eq!(stream.get_ref().0.peer_addr().unwrap(), tls);
     assert_eq!(negotiated(&stream).as_deref(), Some(b"h2".as_slice()));
     assert!(
@@ -225,4 +228,8 @@ async fn with_udp_black_holed_tcp_tls_wins_after_the_attempt_delay_and_quic_is_c
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(client.open_connections(), 0, "the QUIC loser was closed");
+    println!(
+        "the QUIC loser left the endpoint {:?} after the race",
+        began.elapsed() - took
+    );
 }
