@@ -86,8 +86,8 @@ async fn starts_of(resolver: Https, for_ms: u64) -> Vec<(SocketAddr, Duration)> 
 #[tokio::test(start_paused = true)]
 async fn ipv6_hints_start_an_attempt_the_moment_the_record_arrives_at_its_port() {
     let record = ServiceRecord::new(1, ".")
-        .port_param(8443)
-        .ipv6_hints([ip6(9)]);
+        .with_port(8443)
+        .with_ipv6_hints([ip6(9)]);
     let parts = vec![
         (10, Answer::https(Ok(vec![record]))),
         (200, Answer::ipv6(Ok(vec!["[::1]:443".parse().unwrap()]))),
@@ -103,7 +103,7 @@ async fn ipv6_hints_start_an_attempt_the_moment_the_record_arrives_at_its_port()
 
 #[tokio::test(start_paused = true)]
 async fn ipv4_hints_wait_the_resolution_delay_for_the_aaaa_answer() {
-    let record = ServiceRecord::new(1, ".").ipv4_hints(["127.0.0.9".parse().unwrap()]);
+    let record = ServiceRecord::new(1, ".").with_ipv4_hints(["127.0.0.9".parse().unwrap()]);
     let parts = vec![(10, Answer::https(Ok(vec![record])))];
     let starts = starts_of(https(parts, true), 300).await;
     assert_eq!(starts, [at("127.0.0.9:443", 60)]);
@@ -111,7 +111,7 @@ async fn ipv4_hints_wait_the_resolution_delay_for_the_aaaa_answer() {
 
 #[tokio::test(start_paused = true)]
 async fn the_target_names_answer_replaces_the_hints_and_an_unlisted_hint_is_never_dialed() {
-    let record = ServiceRecord::new(1, "pool.test").ipv6_hints([ip6(2), ip6(5)]);
+    let record = ServiceRecord::new(1, "pool.test").with_ipv6_hints([ip6(2), ip6(5)]);
     let mut parts = own_none();
     parts.push((10, Answer::https(Ok(vec![record]))));
     let pool = vec!["[::3]:443".parse().unwrap()];
@@ -126,8 +126,8 @@ async fn the_target_names_answer_replaces_the_hints_and_an_unlisted_hint_is_neve
 #[tokio::test(start_paused = true)]
 async fn records_are_dialed_by_priority_each_interleaved_the_target_itself_last() {
     let records = vec![
-        ServiceRecord::new(2, ".").port_param(2002),
-        ServiceRecord::new(1, ".").port_param(1001),
+        ServiceRecord::new(2, ".").with_port(2002),
+        ServiceRecord::new(1, ".").with_port(1001),
     ];
     let parts = vec![
         (5, Answer::ipv6(Ok(vec!["[::1]:443".parse().unwrap()]))),
@@ -155,14 +155,14 @@ async fn records_are_dialed_by_priority_each_interleaved_the_target_itself_last(
 async fn a_record_with_an_unknown_mandatory_key_or_no_common_protocol_is_skipped() {
     let records = vec![
         ServiceRecord::new(1, ".")
-            .port_param(1001)
-            .other_key(65_000)
-            .mandatory([65_000]),
+            .with_port(1001)
+            .with_other_key(65_000)
+            .with_mandatory([65_000]),
         ServiceRecord::new(1, ".")
-            .port_param(1002)
-            .alpn(["h3"])
-            .no_default_alpn(),
-        ServiceRecord::new(3, ".").port_param(3003),
+            .with_port(1002)
+            .with_alpn(["h3"])
+            .with_no_default_alpn(),
+        ServiceRecord::new(3, ".").with_port(3003),
     ];
     let parts = vec![
         (5, Answer::ipv6(Ok(vec!["[::1]:443".parse().unwrap()]))),
@@ -232,9 +232,9 @@ async fn a_failed_https_query_with_no_address_is_the_connects_error() {
 async fn the_endpoint_dialer_is_handed_the_records_alpn_and_ech_config() {
     let ech = vec![0xfe, 0x0d, 0x00, 0x01, 0x42];
     let record = ServiceRecord::new(1, ".")
-        .alpn(["h2", "h3"])
-        .ech_config_list(ech.clone())
-        .ipv6_hints([ip6(1)]);
+        .with_alpn(["h2", "h3"])
+        .with_ech_config_list(ech.clone())
+        .with_ipv6_hints([ip6(1)]);
     let parts = vec![
         (5, Answer::https(Ok(vec![record]))),
         (5, Answer::ipv4(Ok(vec!["127.0.0.1:443".parse().unwrap()]))),
@@ -287,7 +287,7 @@ async fn a_resolver_that_cannot_ask_for_records_connects_as_without_a_service() 
 
 #[tokio::test(start_paused = true)]
 async fn the_report_names_the_record_of_each_endpoint() {
-    let records = vec![ServiceRecord::new(1, "pool.test").ipv6_hints([ip6(7)])];
+    let records = vec![ServiceRecord::new(1, "pool.test").with_ipv6_hints([ip6(7)])];
     let parts = vec![
         (5, Answer::ipv6(Ok(vec![]))),
         (5, Answer::ipv4(Ok(vec!["127.0.0.1:443".parse().unwrap()]))),
@@ -346,8 +346,8 @@ async fn with_a_resolver_that_cannot_ask_for_records_the_service_target_is_cache
 async fn the_winner_memory_puts_the_last_winner_first_across_priorities() {
     let parts = || {
         let records = vec![
-            ServiceRecord::new(1, ".").port_param(1001),
-            ServiceRecord::new(2, ".").port_param(2002),
+            ServiceRecord::new(1, ".").with_port(1001),
+            ServiceRecord::new(2, ".").with_port(2002),
         ];
         vec![
             (5, Answer::ipv6(Ok(vec![]))),

@@ -74,11 +74,13 @@ async fn rustls_offers_the_records_alpn_and_the_server_picks_from_it() {
     for (record, expected) in [
         (ServiceRecord::new(1, "."), b"http/1.1".as_slice()),
         (
-            ServiceRecord::new(1, ".").alpn(["h2"]).no_default_alpn(),
+            ServiceRecord::new(1, ".")
+                .with_alpn(["h2"])
+                .with_no_default_alpn(),
             b"h2".as_slice(),
         ),
     ] {
-        let record = record.port_param(server.port());
+        let record = record.with_port(server.port());
         let cert = cert.clone();
         let stream = connector(vec![record])
             .connect_endpoints_with(target(&["h2", "http/1.1"]), move |endpoint| {
@@ -98,9 +100,9 @@ async fn the_records_ech_config_reaches_the_dialer_unchanged() {
     let (server, _) = alpn_server("127.0.0.1", &cert, &[b"h2"]).await;
     let ech: Vec<u8> = b"\xfe\x0d\x00\x2a an ECHConfigList, opaque to the connector".to_vec();
     let record = ServiceRecord::new(1, ".")
-        .alpn(["h2"])
-        .ech_config_list(ech.clone());
-    let (stream, seen) = connector(vec![record.port_param(server.port())])
+        .with_alpn(["h2"])
+        .with_ech_config_list(ech.clone());
+    let (stream, seen) = connector(vec![record.with_port(server.port())])
         .connect_endpoints_with(target(&["h2"]), move |endpoint| {
             let cert = cert.clone();
             async move {
@@ -153,11 +155,13 @@ async fn reaches(counter: &AtomicUsize, value: usize) -> bool {
 
 fn h3_then_h2(quic_port: u16, tls_port: u16) -> Vec<ServiceRecord> {
     vec![
-        ServiceRecord::new(2, ".").alpn(["h2"]).port_param(tls_port),
+        ServiceRecord::new(2, ".")
+            .with_alpn(["h2"])
+            .with_port(tls_port),
         ServiceRecord::new(1, ".")
-            .alpn(["h3"])
-            .no_default_alpn()
-            .port_param(quic_port),
+            .with_alpn(["h3"])
+            .with_no_default_alpn()
+            .with_port(quic_port),
     ]
 }
 

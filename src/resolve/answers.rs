@@ -153,7 +153,7 @@ impl Answer {
     /// ```
     /// use connect_any::{Answer, ServiceRecord};
     ///
-    /// let answer = Answer::https(Ok(vec![ServiceRecord::new(1, ".").alpn(["h2"])]));
+    /// let answer = Answer::https(Ok(vec![ServiceRecord::new(1, ".").with_alpn(["h2"])]));
     /// # drop(answer);
     /// ```
     pub fn https(records: io::Result<Vec<ServiceRecord>>) -> Self {

@@ -268,21 +268,23 @@ fn service_record(owner: &Name, svcb: &SVCB, host: &str) -> Option<ServiceRecord
     for (key, value) in &svcb.svc_params {
         record = match (key, value) {
             (SvcParamKey::Mandatory, SvcParamValue::Mandatory(keys)) => {
-                record.mandatory(keys.0.iter().map(|key| u16::from(*key)))
+                record.with_mandatory(keys.0.iter().map(|key| u16::from(*key)))
             }
-            (SvcParamKey::Alpn, SvcParamValue::Alpn(alpn)) => record.alpn(&alpn.0),
-            (SvcParamKey::NoDefaultAlpn, SvcParamValue::NoDefaultAlpn) => record.no_default_alpn(),
-            (SvcParamKey::Port, SvcParamValue::Port(port)) => record.port_param(*port),
+            (SvcParamKey::Alpn, SvcParamValue::Alpn(alpn)) => record.with_alpn(&alpn.0),
+            (SvcParamKey::NoDefaultAlpn, SvcParamValue::NoDefaultAlpn) => {
+                record.with_no_default_alpn()
+            }
+            (SvcParamKey::Port, SvcParamValue::Port(port)) => record.with_port(*port),
             (SvcParamKey::Ipv4Hint, SvcParamValue::Ipv4Hint(hints)) => {
-                record.ipv4_hints(hints.0.iter().map(|a| a.0))
+                record.with_ipv4_hints(hints.0.iter().map(|a| a.0))
             }
             (SvcParamKey::Ipv6Hint, SvcParamValue::Ipv6Hint(hints)) => {
-                record.ipv6_hints(hints.0.iter().map(|aaaa| aaaa.0))
+                record.with_ipv6_hints(hints.0.iter().map(|aaaa| aaaa.0))
             }
             (SvcParamKey::EchConfigList, SvcParamValue::EchConfigList(ech)) => {
-                record.ech_config_list(ech.0.clone())
+                record.with_ech_config_list(ech.0.clone())
             }
-            (key, SvcParamValue::Unknown(_)) => record.other_key(u16::from(*key)),
+            (key, SvcParamValue::Unknown(_)) => record.with_other_key(u16::from(*key)),
             _ => return None,
         };
     }

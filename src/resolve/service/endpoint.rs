@@ -45,7 +45,9 @@ impl Endpoint {
 
     /// The record's ECHConfigList, unread, for the TLS layer.
     pub fn ech_config_list(&self) -> Option<&[u8]> {
-        self.record.as_ref().and_then(|record| record.ech())
+        self.record
+            .as_ref()
+            .and_then(|record| record.ech_config_list())
     }
 
     /// The record's TargetName (`"."`: the name the record is at).

@@ -229,7 +229,7 @@ mod tests {
     fn hints_are_dialed_until_the_target_names_answer_replaces_them() {
         let mut plan = plan();
         let hinted = ServiceRecord::new(1, "pool.test")
-            .ipv4_hints(["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()]);
+            .with_ipv4_hints(["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()]);
         let planned = plan.hear(records(vec![hinted]));
         assert_eq!(planned.query, Query::Https);
         assert_eq!(planned.added, addrs(&["127.0.0.1:443", "127.0.0.2:443"]));
@@ -250,8 +250,8 @@ mod tests {
         let mut plan = plan();
         let own = Answer::ipv6(Ok(addrs(&["[::1]:443"])));
         assert_eq!(plan.hear(own).added, addrs(&["[::1]:443"]));
-        let second = ServiceRecord::new(2, ".").port_param(8002);
-        let first = ServiceRecord::new(1, ".").port_param(8001);
+        let second = ServiceRecord::new(2, ".").with_port(8002);
+        let first = ServiceRecord::new(1, ".").with_port(8001);
         let planned = plan.hear(records(vec![second, first]));
         assert_eq!(planned.added, addrs(&["[::1]:8001", "[::1]:8002"]));
         let ranks: Vec<u32> = ["[::1]:8001", "[::1]:8002", "[::1]:443"]
@@ -279,7 +279,7 @@ mod tests {
     fn an_address_the_own_answer_had_takes_its_records_place() {
         let mut plan = plan();
         plan.hear(Answer::ipv4(Ok(addrs(&["127.0.0.1:443"]))));
-        let record = ServiceRecord::new(1, "SVC.test.").alpn(["h2"]);
+        let record = ServiceRecord::new(1, "SVC.test.").with_alpn(["h2"]);
         let planned = plan.hear(records(vec![record]));
         assert!(
             planned.added.is_empty(),
@@ -294,15 +294,15 @@ mod tests {
         for answer in [
             records(vec![
                 ServiceRecord::new(1, ".")
-                    .port_param(1)
-                    .other_key(9)
-                    .mandatory([9]),
+                    .with_port(1)
+                    .with_other_key(9)
+                    .with_mandatory([9]),
             ]),
             records(vec![
                 ServiceRecord::new(1, ".")
-                    .alpn(["h3"])
-                    .no_default_alpn()
-                    .port_param(1),
+                    .with_alpn(["h3"])
+                    .with_no_default_alpn()
+                    .with_port(1),
             ]),
             records(Vec::new()),
             Answer::https(Err(io::Error::other("alias loop"))),
@@ -360,22 +360,22 @@ mod tests {
                     let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) =
                         hints.into_iter().map(ip).partition(IpAddr::is_ipv6);
                     let mut record = ServiceRecord::new(priority, target)
-                        .alpn(alpn)
-                        .mandatory(keys)
-                        .other_key(9)
-                        .ipv6_hints(v6.into_iter().filter_map(|ip| match ip {
+                        .with_alpn(alpn)
+                        .with_mandatory(keys)
+                        .with_other_key(9)
+                        .with_ipv6_hints(v6.into_iter().filter_map(|ip| match ip {
                             IpAddr::V6(v6) => Some(v6),
                             IpAddr::V4(_) => None,
                         }))
-                        .ipv4_hints(v4.into_iter().filter_map(|ip| match ip {
+                        .with_ipv4_hints(v4.into_iter().filter_map(|ip| match ip {
                             IpAddr::V4(v4) => Some(v4),
                             IpAddr::V6(_) => None,
                         }));
                     if let Some(port) = port {
-                        record = record.port_param(port);
+                        record = record.with_port(port);
                     }
                     if no_default {
-                        record = record.no_default_alpn();
+                        record = record.with_no_default_alpn();
                     }
                     record
                 })

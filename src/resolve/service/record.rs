@@ -79,9 +79,9 @@ impl Service {
 /// use connect_any::ServiceRecord;
 ///
 /// let record = ServiceRecord::new(1, ".")
-///     .alpn(["h2"])
-///     .port_param(8443)
-///     .ipv4_hints(["192.0.2.1".parse().unwrap()]);
+///     .with_alpn(["h2"])
+///     .with_port(8443)
+///     .with_ipv4_hints(["192.0.2.1".parse().unwrap()]);
 /// assert_eq!(record.port(), Some(8443));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +121,7 @@ impl ServiceRecord {
 
     /// The `alpn` parameter: the protocol ids the endpoints speak besides the default
     /// `http/1.1`.
-    pub fn alpn<I, P>(mut self, protocols: I) -> Self
+    pub fn with_alpn<I, P>(mut self, protocols: I) -> Self
     where
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
@@ -132,34 +132,34 @@ impl ServiceRecord {
 
     /// The `no-default-alpn` parameter: the endpoints do not speak `http/1.1` unless `alpn`
     /// lists it.
-    pub fn no_default_alpn(mut self) -> Self {
+    pub fn with_no_default_alpn(mut self) -> Self {
         self.no_default_alpn = true;
         self
     }
 
     /// The `port` parameter: the endpoints' port, in place of the target's.
-    pub fn port_param(mut self, port: u16) -> Self {
+    pub fn with_port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
     }
 
     /// The `ipv4hint` parameter: addresses to dial until the A answer for the target name
     /// arrives, which replaces them.
-    pub fn ipv4_hints(mut self, hints: impl IntoIterator<Item = Ipv4Addr>) -> Self {
+    pub fn with_ipv4_hints(mut self, hints: impl IntoIterator<Item = Ipv4Addr>) -> Self {
         self.ipv4_hints = hints.into_iter().collect();
         self
     }
 
     /// The `ipv6hint` parameter: addresses to dial until the AAAA answer for the target name
     /// arrives, which replaces them.
-    pub fn ipv6_hints(mut self, hints: impl IntoIterator<Item = Ipv6Addr>) -> Self {
+    pub fn with_ipv6_hints(mut self, hints: impl IntoIterator<Item = Ipv6Addr>) -> Self {
         self.ipv6_hints = hints.into_iter().collect();
         self
     }
 
     /// The `ech` parameter: an ECHConfigList (draft-ietf-tls-svcb-ech), for the TLS layer to
     /// encrypt its ClientHello with; the connector hands it over unread.
-    pub fn ech_config_list(mut self, bytes: impl Into<Box<[u8]>>) -> Self {
+    pub fn with_ech_config_list(mut self, bytes: impl Into<Box<[u8]>>) -> Self {
         self.ech_config_list = Some(bytes.into());
         self
     }
@@ -167,13 +167,13 @@ impl ServiceRecord {
     /// The `mandatory` parameter: keys a client must understand to use the record. One this
     /// crate does not understand, or one the record does not carry, makes the record unusable
     /// (RFC 9460 §8).
-    pub fn mandatory(mut self, keys: impl IntoIterator<Item = u16>) -> Self {
+    pub fn with_mandatory(mut self, keys: impl IntoIterator<Item = u16>) -> Self {
         self.mandatory = keys.into_iter().collect();
         self
     }
 
     /// A parameter this crate does not read (by its key number), carried by the record.
-    pub fn other_key(mut self, key: u16) -> Self {
+    pub fn with_other_key(mut self, key: u16) -> Self {
         self.other_keys.push(key);
         self
     }
@@ -194,7 +194,7 @@ impl ServiceRecord {
     }
 
     /// The `ech` parameter's bytes, if the record has one.
-    pub fn ech(&self) -> Option<&[u8]> {
+    pub fn ech_config_list(&self) -> Option<&[u8]> {
         self.ech_config_list.as_deref()
     }
 
@@ -274,10 +274,10 @@ mod tests {
     fn the_alpn_set_adds_the_default_unless_told_not_to() {
         let set =
             |record: &ServiceRecord| record.alpn_set().map(<[u8]>::to_vec).collect::<Vec<_>>();
-        let h2 = ServiceRecord::new(1, ".").alpn(["h2"]);
+        let h2 = ServiceRecord::new(1, ".").with_alpn(["h2"]);
         assert_eq!(set(&h2), [b"h2".to_vec(), b"http/1.1".to_vec()]);
-        assert_eq!(set(&h2.clone().no_default_alpn()), [b"h2".to_vec()]);
-        let listed = ServiceRecord::new(1, ".").alpn(["http/1.1", "h2"]);
+        assert_eq!(set(&h2.clone().with_no_default_alpn()), [b"h2".to_vec()]);
+        let listed = ServiceRecord::new(1, ".").with_alpn(["http/1.1", "h2"]);
         assert_eq!(set(&listed), [b"http/1.1".to_vec(), b"h2".to_vec()]);
         assert_eq!(set(&ServiceRecord::new(1, ".")), [b"http/1.1".to_vec()]);
     }
@@ -285,33 +285,41 @@ mod tests {
     #[test]
     fn mandatory_keys_must_be_understood_and_carried() {
         let any = Service::https();
-        let record = ServiceRecord::new(1, ".").port_param(8443);
-        assert_eq!(record.clone().mandatory([3]).unusable(&any), None);
+        let record = ServiceRecord::new(1, ".").with_port(8443);
+        assert_eq!(record.clone().with_mandatory([3]).unusable(&any), None);
         assert_eq!(
-            record.clone().mandatory([1]).unusable(&any),
+            record.clone().with_mandatory([1]).unusable(&any),
             Some(Unusable::MandatoryKeyMissing(1))
         );
         assert_eq!(
-            record.clone().mandatory([0]).unusable(&any),
+            record.clone().with_mandatory([0]).unusable(&any),
             Some(Unusable::MandatoryListsItself)
         );
-        let unknown = record.clone().other_key(65_000).mandatory([65_000]);
+        let unknown = record
+            .clone()
+            .with_other_key(65_000)
+            .with_mandatory([65_000]);
         assert_eq!(
             unknown.unusable(&any),
             Some(Unusable::UnknownMandatoryKey(65_000))
         );
         // An unknown key that is not mandatory is ignored.
-        assert_eq!(record.other_key(65_000).unusable(&any), None);
+        assert_eq!(record.with_other_key(65_000).unusable(&any), None);
     }
 
     #[test]
     fn a_record_must_share_a_protocol_with_the_caller() {
         let tcp = Service::https().protocols(["h2", "http/1.1"]);
-        let h3 = ServiceRecord::new(1, ".").alpn(["h3"]).no_default_alpn();
+        let h3 = ServiceRecord::new(1, ".")
+            .with_alpn(["h3"])
+            .with_no_default_alpn();
         assert_eq!(h3.unusable(&tcp), Some(Unusable::NoCommonProtocol));
         assert_eq!(h3.unusable(&Service::https()), None);
-        assert_eq!(ServiceRecord::new(1, ".").alpn(["h3"]).unusable(&tcp), None);
-        let none = ServiceRecord::new(1, ".").no_default_alpn();
+        assert_eq!(
+            ServiceRecord::new(1, ".").with_alpn(["h3"]).unusable(&tcp),
+            None
+        );
+        let none = ServiceRecord::new(1, ".").with_no_default_alpn();
         assert_eq!(
             none.unusable(&Service::https()),
             Some(Unusable::NoProtocols)
