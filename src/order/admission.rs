@@ -91,6 +91,17 @@ fn unsynthesized(prefix: Nat64Prefix, addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Whether an address is not one of `withdrawn`: a scan for a short list, a hash set for a
+/// long one, so that removing them is linear in both.
+pub(crate) fn not_in(withdrawn: &[SocketAddr]) -> impl FnMut(&SocketAddr) -> bool + '_ {
+    let gone: Option<HashSet<&SocketAddr>> =
+        (withdrawn.len() > SCAN_LIMIT).then(|| withdrawn.iter().collect());
+    move |addr| match &gone {
+        Some(gone) => !gone.contains(addr),
+        None => !withdrawn.contains(addr),
+    }
+}
+
 /// Lists longer than this are de-duplicated with a hash set rather than by scanning.
 const SCAN_LIMIT: usize = 16;
 

@@ -27,7 +27,7 @@
 //!
 //! [`poll_in_order`]: crate::limits::poll_in_order
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,6 +36,7 @@ use tokio::time::Instant;
 
 use crate::connector::history::AdaptivePace;
 use crate::limits::{Woke, earliest, is_past};
+use crate::order::admission::not_in;
 use crate::order::interleave::{by_rank, merge, promote};
 use crate::race::log::Log;
 use crate::report::ConnectReport;
@@ -386,12 +387,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
 
 /// Removes from `pending` the addresses in `withdrawn`; linear in both.
 fn withdraw(pending: &mut VecDeque<SocketAddr>, withdrawn: &[SocketAddr]) {
-    match withdrawn.len() {
-        0 => {}
-        1..=16 => pending.retain(|addr| !withdrawn.contains(addr)),
-        _ => {
-            let gone: HashSet<&SocketAddr> = withdrawn.iter().collect();
-            pending.retain(|addr| !gone.contains(addr));
-        }
+    if !withdrawn.is_empty() {
+        pending.retain(not_in(withdrawn));
     }
 }

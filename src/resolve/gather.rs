@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::limits::{
     Cancel, Timer, Woke, deadline_after, earliest, is_past, no_work, poll_in_order,
 };
-use crate::order::admission::Admission;
+use crate::order::admission::{Admission, not_in};
 use crate::report::observer::Observing;
 use crate::resolve::answers::{Answer, Answering, Family, Heard, Next, Query};
 use crate::resolve::service::endpoint::Endpoints;
@@ -254,7 +254,7 @@ impl<'a> Waiting<'a> {
             observer.answer(family, heard, now);
         }
         tracing::debug!(query = ?planned.query, heard = ?planned.heard, added = ?planned.added, "answer");
-        self.addrs.retain(|addr| !planned.withdrawn.contains(addr));
+        self.addrs.retain(not_in(&planned.withdrawn));
         let hinted = [SocketAddr::is_ipv6, SocketAddr::is_ipv4]
             .map(|of_family| planned.added.iter().any(of_family));
         self.filtered += self
