@@ -168,7 +168,9 @@ impl Target {
     /// asked for with its addresses, by a resolver that can ask for them
     /// ([`HickoryResolver`](crate::HickoryResolver)), and their endpoints are dialed by
     /// priority, at their ports, from their hints until the addresses come (Happy Eyeballs
-    /// v3). An IP literal or a list has no records: the service changes nothing for it.
+    /// v3). An IP literal or a list has no records, and a name with a
+    /// [`resolve_override`](crate::Connector::resolve_override) is answered by it: the service
+    /// changes nothing for them.
     ///
     /// A connect whose resolver asks for the records does not use the
     /// [answer cache](crate::Connector::answer_cache); with one that cannot, the target is
