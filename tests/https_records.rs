@@ -75,6 +75,17 @@ fn own_none() -> Vec<(u64, Answer)> {
     vec![(5, Answer::ipv6(Ok(vec![]))), (5, Answer::ipv4(Ok(vec![])))]
 }
 
+/// A dialer for which `refused` refuses and `connects` connects, each after 1 ms.
+fn refused_then_connects(refused: &str, connects: &str) -> Script {
+    Script::new(&[
+        (
+            refused.parse().unwrap(),
+            Step::Fail(ms(1), io::ErrorKind::ConnectionRefused),
+        ),
+        (connects.parse().unwrap(), Step::Connect(ms(1))),
+    ])
+}
+
 /// Connects with every address hanging, for the attempts' start times.
 async fn starts_of(resolver: Https, for_ms: u64) -> Vec<(SocketAddr, Duration)> {
     let script = Script::new(&[]);
@@ -293,13 +304,7 @@ async fn the_report_names_the_record_of_each_endpoint() {
         (5, Answer::ipv4(Ok(vec!["127.0.0.1:443".parse().unwrap()]))),
         (5, Answer::https(Ok(records))),
     ];
-    let script = Script::new(&[
-        (
-            "[::7]:443".parse().unwrap(),
-            Step::Fail(ms(1), io::ErrorKind::ConnectionRefused),
-        ),
-        ("127.0.0.1:443".parse().unwrap(), Step::Connect(ms(1))),
-    ]);
+    let script = refused_then_connects("[::7]:443", "127.0.0.1:443");
     let (_, report) = connector(https(parts, false))
         .connect_with_reported(service_target(), script.dialer())
         .await
@@ -344,7 +349,7 @@ async fn with_a_resolver_that_cannot_ask_for_records_the_service_target_is_cache
 
 #[tokio::test(start_paused = true)]
 async fn the_winner_memory_puts_the_last_winner_first_across_priorities() {
-    let parts = || {
+    let parts = {
         let records = vec![
             ServiceRecord::new(1, ".").with_port(1001),
             ServiceRecord::new(2, ".").with_port(2002),
@@ -355,24 +360,9 @@ async fn the_winner_memory_puts_the_last_winner_first_across_priorities() {
             (5, Answer::https(Ok(records))),
         ]
     };
-    let script = Script::new(&[
-        (
-            "127.0.0.1:1001".parse().unwrap(),
-            Step::Fail(ms(1), io::ErrorKind::ConnectionRefused),
-        ),
-        ("127.0.0.1:2002".parse().unwrap(), Step::Connect(ms(1))),
-    ]);
-    // One resolver answering the same way each time, and the memory on.
-    struct Again(Box<dyn Fn() -> Vec<(u64, Answer)> + Send + Sync>);
-    impl Resolve for Again {
-        fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolving<'a> {
-            unreachable!("asked in parts")
-        }
-        fn resolve_https<'a>(&'a self, _host: &'a str, _port: u16) -> Option<Answering<'a>> {
-            Some(timed((self.0)(), false).answering())
-        }
-    }
-    let connector = Connector::new().resolver(Again(Box::new(parts)));
+    let script = refused_then_connects("127.0.0.1:1001", "127.0.0.1:2002");
+    // The resolver's answers replay on every lookup; the winner memory is on.
+    let connector = Connector::new().resolver(https(parts, false));
     for _ in 0..2 {
         let stream = connector
             .connect_with(service_target(), script.dialer())

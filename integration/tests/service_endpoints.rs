@@ -153,8 +153,16 @@ async fn reaches(counter: &AtomicUsize, value: usize) -> bool {
     counter.load(SeqCst) == value
 }
 
-fn h3_then_h2(quic_port: u16, tls_port: u16) -> Vec<ServiceRecord> {
-    vec![
+/// Races `h3` on `quic_port` (priority 1) against `h2` over TCP+TLS on `tls_port`
+/// (priority 2), `delay` apart; returns the winner, the dialer's QUIC endpoint and the time
+/// the race took.
+async fn race_h3_and_h2(
+    cert: Arc<TestCert>,
+    quic_port: u16,
+    tls_port: u16,
+    delay: Duration,
+) -> (Connected, quinn::Endpoint, Duration) {
+    let records = vec![
         ServiceRecord::new(2, ".")
             .with_alpn(["h2"])
             .with_port(tls_port),
@@ -162,7 +170,18 @@ fn h3_then_h2(quic_port: u16, tls_port: u16) -> Vec<ServiceRecord> {
             .with_alpn(["h3"])
             .with_no_default_alpn()
             .with_port(quic_port),
-    ]
+    ];
+    let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dial_client = client.clone();
+    let began = Instant::now();
+    let connected = connector(records)
+        .attempt_delay(delay)
+        .connect_endpoints_with(target(&["h3", "h2"]), move |endpoint| {
+            quic_or_tls(cert.clone(), dial_client.clone(), endpoint)
+        })
+        .await
+        .unwrap();
+    (connected, client, began.elapsed())
 }
 
 #[tokio::test]
@@ -170,21 +189,13 @@ async fn quic_wins_by_the_records_order_when_both_are_up() {
     let cert = Arc::new(TestCert::new());
     let (quic, quic_accepted) = quic_server(&cert);
     let (tls, tls_handshakes) = alpn_server("127.0.0.1", &cert, &[b"h2"]).await;
-    let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let records = h3_then_h2(quic.local_addr().unwrap().port(), tls.port());
-    let dial_client = client.clone();
-    let began = Instant::now();
-    let connected = connector(records)
-        .attempt_delay(Duration::from_secs(2))
-        .connect_endpoints_with(target(&["h3", "h2"]), move |endpoint| {
-            quic_or_tls(cert.clone(), dial_client.clone(), endpoint)
-        })
-        .await
-        .unwrap();
+    let quic_port = quic.local_addr().unwrap().port();
+    let (connected, _client, took) =
+        race_h3_and_h2(cert, quic_port, tls.port(), Duration::from_secs(2)).await;
     let Connected::Quic(connection) = connected else {
         panic!("TCP+TLS won over a QUIC endpoint of a lower priority");
     };
-    println!("both up: QUIC won after {:?}", began.elapsed());
+    println!("both up: QUIC won after {took:?}");
     assert_eq!(connection.remote_address(), quic.local_addr().unwrap());
     assert!(
         reaches(&quic_accepted, 1).await,
@@ -199,18 +210,10 @@ async fn with_udp_black_holed_tcp_tls_wins_after_the_attempt_delay_and_quic_is_c
     // A UDP socket that reads nothing: QUIC's Initial goes unanswered.
     let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let (tls, tls_handshakes) = alpn_server("127.0.0.1", &cert, &[b"h2"]).await;
-    let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let records = h3_then_h2(hole.local_addr().unwrap().port(), tls.port());
-    let dial_client = client.clone();
-    let began = Instant::now();
-    let connected = connector(records)
-        .attempt_delay(Duration::from_millis(200))
-        .connect_endpoints_with(target(&["h3", "h2"]), move |endpoint| {
-            quic_or_tls(cert.clone(), dial_client.clone(), endpoint)
-        })
-        .await
-        .unwrap();
-    let took = began.elapsed();
+    let hole_port = hole.local_addr().unwrap().port();
+    let (connected, client, took) =
+        race_h3_and_h2(cert, hole_port, tls.port(), Duration::from_millis(200)).await;
+    let raced = Instant::now();
     let Connected::Tls(stream) = connected else {
         panic!("QUIC won with UDP black-holed");
     };
@@ -234,6 +237,6 @@ async fn with_udp_black_holed_tcp_tls_wins_after_the_attempt_delay_and_quic_is_c
     assert_eq!(client.open_connections(), 0, "the QUIC loser was closed");
     println!(
         "the QUIC loser left the endpoint {:?} after the race",
-        began.elapsed() - took
+        raced.elapsed()
     );
 }

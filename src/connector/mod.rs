@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::dial::ByEndpoint;
+use crate::connector::dial::{ByEndpoint, Dial};
 use crate::connector::history::WinnerMemory;
 use crate::connector::settings::{MIN_ATTEMPT_DELAY, Settings, Strategy};
 use crate::error::ConnectError;
@@ -32,8 +32,8 @@ use crate::resolve::nat64::Nat64;
 use crate::resolve::service::endpoint::{Endpoint, Endpoints};
 use crate::resolve::service::record::Service;
 use crate::resolve::{Resolve, SharedResolver};
-use crate::target::IntoTarget;
 use crate::target::error::TargetError;
+use crate::target::{IntoTarget, Target};
 
 /// A reusable, cheap-to-clone connector: settings plus the connect methods.
 ///
@@ -484,27 +484,30 @@ impl Connector {
         D: FnMut(SocketAddr) -> Fut,
         Fut: Future<Output = io::Result<S>>,
     {
-        let connecting = self.connect_with_call(target, token, false, dial);
+        let connecting = self.connect_with_call(target, token, false, |_| dial);
         async move { Ok(connecting.await?.stream) }
     }
 
-    /// One `connect_with` call: `token` for the call, a report if `report`.
-    fn connect_with_call<T, D, Fut, S>(
+    /// One `connect_with` call: `token` for the call, a report if `report`, the dialer made
+    /// from the parsed target by `dialer`.
+    fn connect_with_call<T, M, D, Fut, S>(
         &self,
         target: T,
         token: Option<CancellationToken>,
         report: bool,
-        dial: D,
-    ) -> impl Future<Output = Result<Won<S>, ConnectError>> + use<T, D, Fut, S>
+        dialer: M,
+    ) -> impl Future<Output = Result<Won<S>, ConnectError>> + use<T, M, D, Fut, S>
     where
         T: IntoTarget,
-        D: FnMut(SocketAddr) -> Fut,
+        M: FnOnce(&Target) -> D,
+        D: Dial<Fut>,
         Fut: Future<Output = io::Result<S>>,
     {
         let target = target.into_target_or_input();
         let settings = self.settings.clone();
         async move {
             let target = target.as_ref().map_err(invalid)?;
+            let dial = dialer(target);
             pipeline::connect(&settings, target, token.as_ref(), report, dial).await
         }
     }
@@ -555,16 +558,13 @@ impl Connector {
         D: FnMut(Endpoint) -> Fut,
         Fut: Future<Output = io::Result<S>>,
     {
-        let target = target.into_target_or_input();
-        let settings = self.settings.clone();
-        async move {
-            let target = target.as_ref().map_err(invalid)?;
+        let by_endpoint = |target: &Target| {
             let service = target.service().cloned().unwrap_or_else(Service::https);
             let endpoints = Endpoints::new(service);
-            let dial = ByEndpoint { dial, endpoints };
-            let connecting = pipeline::connect(&settings, target, None, false, dial);
-            Ok(connecting.await?.stream)
-        }
+            ByEndpoint { dial, endpoints }
+        };
+        let connecting = self.connect_with_call(target, None, false, by_endpoint);
+        async move { Ok(connecting.await?.stream) }
     }
 
     /// Like [`connect_with`](Self::connect_with), and also returns the connect's report, as
@@ -587,7 +587,7 @@ impl Connector {
         D: FnMut(SocketAddr) -> Fut,
         Fut: Future<Output = io::Result<S>>,
     {
-        let connecting = self.connect_with_call(target, None, true, dial);
+        let connecting = self.connect_with_call(target, None, true, |_| dial);
         async move {
             let won = connecting.await?;
             Ok((won.stream, reported(won.report)))
