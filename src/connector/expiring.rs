@@ -2,19 +2,20 @@
 //! connect times.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 /// At most `capacity` entries, each trusted for `ttl` after it was last stored (or for a
 /// lifetime of its own, if stored with one). When full, the entry stored least recently goes;
-/// expired entries are purged whenever one is stored. Every operation is O(log n).
+/// expired entries are purged whenever one is stored. Every operation is O(log n). Keys are
+/// hashed by `S`.
 #[derive(Debug)]
-pub(crate) struct ExpiringMap<K, V> {
+pub(crate) struct ExpiringMap<K, V, S = RandomState> {
     capacity: usize,
     ttl: Duration,
-    entries: HashMap<K, Entry<V>>,
+    entries: HashMap<K, Entry<V>, S>,
     /// Keys by the sequence number of their last store, oldest first.
     by_age: BTreeMap<u64, K>,
     /// Keys of entries that expire, by when (then by sequence number), soonest first.
@@ -39,10 +40,16 @@ impl<V> Entry<V> {
 
 impl<K: Clone + Eq + Hash, V> ExpiringMap<K, V> {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        Self::with_hasher(capacity, ttl, RandomState::new())
+    }
+}
+
+impl<K: Clone + Eq + Hash, V, S: BuildHasher> ExpiringMap<K, V, S> {
+    pub(crate) fn with_hasher(capacity: usize, ttl: Duration, hasher: S) -> Self {
         Self {
             capacity,
             ttl,
-            entries: HashMap::new(),
+            entries: HashMap::with_hasher(hasher),
             by_age: BTreeMap::new(),
             by_expiry: BTreeMap::new(),
             next_sequence: 0,

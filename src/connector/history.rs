@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::connector::expiring::ExpiringMap;
-use crate::sync::lock;
+use crate::sync::{Prehashed, hash_once, lock};
 use crate::target::host::canonical_name;
 
 /// How many recent connect times the connector-wide estimate looks at.
@@ -25,11 +26,28 @@ const MARGIN: u32 = 2;
 const PREFIX_CAPACITY: usize = 1024;
 const PREFIX_TTL: Duration = Duration::from_secs(600);
 
-/// A host name (lower case, no trailing dot) and port: the winner memory's key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A host name (lower case, no trailing dot) and port: the winner memory's key, and the
+/// answer cache's. It carries its hash, computed once (see [`Prehashed`]).
+#[derive(Clone, Debug)]
 pub(crate) struct HostKey {
     name: Arc<str>,
     port: u16,
+    /// Half the hash: enough to spread the keys, and it keeps the key at 24 bytes.
+    hash: u32,
+}
+
+impl PartialEq for HostKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.port == other.port && self.name == other.name
+    }
+}
+
+impl Eq for HostKey {}
+
+impl Hash for HostKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u32(self.hash);
+    }
 }
 
 impl HostKey {
@@ -40,7 +58,8 @@ impl HostKey {
             Cow::Borrowed(same) if same.len() == name.len() => name.clone(),
             canonical => Arc::from(canonical),
         };
-        Self { name, port }
+        let hash = hash_once((&*name, port)) as u32;
+        Self { name, port, hash }
     }
 }
 
@@ -53,14 +72,14 @@ pub(crate) struct Recalled {
 
 /// The last winning address per host and port.
 pub(crate) struct WinnerMemory {
-    winners: Mutex<ExpiringMap<HostKey, SocketAddr>>,
+    winners: Mutex<ExpiringMap<HostKey, SocketAddr, Prehashed>>,
     /// Whether anything can be remembered, known without the lock.
     enabled: bool,
 }
 
 impl WinnerMemory {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
-        let winners = ExpiringMap::new(capacity, ttl);
+        let winners = ExpiringMap::with_hasher(capacity, ttl, Prehashed);
         Self {
             enabled: winners.is_enabled(),
             winners: Mutex::new(winners),

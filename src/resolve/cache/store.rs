@@ -15,7 +15,7 @@ use crate::connector::history::HostKey;
 use crate::resolve::answers::{Answer, Family, copy_error};
 use crate::resolve::cache::AnswerCache;
 use crate::resolve::cache::refresh::{Progress, RefreshStart};
-use crate::sync::lock;
+use crate::sync::{Prehashed, lock};
 
 /// What a query (or a one-shot lookup) said, as kept.
 #[derive(Debug)]
@@ -135,7 +135,7 @@ pub(crate) enum Found {
 /// A connector's answer cache, shared by its clones.
 pub(crate) struct Cache {
     config: AnswerCache,
-    names: Mutex<ExpiringMap<HostKey, Cached>>,
+    names: Mutex<ExpiringMap<HostKey, Cached, Prehashed>>,
     next_refresh: AtomicU64,
 }
 
@@ -153,7 +153,11 @@ impl fmt::Debug for Cache {
 impl Cache {
     pub(crate) fn new(config: AnswerCache) -> Self {
         Self {
-            names: Mutex::new(ExpiringMap::new(config.capacity, Duration::MAX)),
+            names: Mutex::new(ExpiringMap::with_hasher(
+                config.capacity,
+                Duration::MAX,
+                Prehashed,
+            )),
             config,
             next_refresh: AtomicU64::new(0),
         }
