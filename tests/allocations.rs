@@ -148,3 +148,35 @@ fn a_cached_name_with_one_address_allocates_as_a_literal_does() {
         .await;
     });
 }
+
+/// What an uncached name costs on the connecting thread (the name, the general path's box,
+/// the resolver's, the race's log, tokio's registration of the socket), held at the six
+/// allocations it makes today, so that a change that adds one is seen.
+#[test]
+fn an_uncached_name_allocates_a_bounded_few() {
+    const MAX_NAMED_ALLOCATIONS: usize = 6;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let connector = Connector::new().resolver(One(addr)).answer_cache(None);
+        let name = format!("one.test:{}", addr.port());
+        drop(connector.connect(name.as_str()).await.unwrap());
+        drop(listener.accept().await.unwrap());
+        let mut worst = 0;
+        for _ in 0..50 {
+            let (stream, allocations, _) = counted(connector.connect(name.as_str())).await;
+            drop(stream.unwrap());
+            drop(listener.accept().await.unwrap());
+            worst = worst.max(allocations);
+        }
+        println!("connect(uncached name): at most {worst} allocations");
+        assert!(
+            worst <= MAX_NAMED_ALLOCATIONS,
+            "{worst} allocations, at most {MAX_NAMED_ALLOCATIONS} expected"
+        );
+    });
+}

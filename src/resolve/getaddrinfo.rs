@@ -1,6 +1,8 @@
 //! The system's `getaddrinfo(3)`, called directly so that its error codes survive: the standard
 //! library turns them all into one unstable error kind and a message.
 
+#[cfg(unix)]
+use std::ffi::CStr;
 use std::io;
 use std::net::SocketAddr;
 
@@ -10,11 +12,28 @@ use std::net::SocketAddr;
 /// Blocks: call it on a blocking thread.
 #[cfg(unix)]
 pub(crate) fn lookup(host: &str) -> io::Result<Vec<SocketAddr>> {
-    use std::ffi::CString;
+    with_c_str(host, lookup_c_str)
+}
+
+/// Calls `call` with `host` as a C string, built on the stack unless it is long (DNS names
+/// never are), as the standard library does.
+#[cfg(unix)]
+fn with_c_str<T>(host: &str, call: impl FnOnce(&CStr) -> io::Result<T>) -> io::Result<T> {
+    fn no_nul<E>(_: E) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in host name")
+    }
+    let mut buffer = [0_u8; 256];
+    if host.len() < buffer.len() {
+        buffer[..host.len()].copy_from_slice(host.as_bytes());
+        return call(CStr::from_bytes_with_nul(&buffer[..=host.len()]).map_err(no_nul)?);
+    }
+    call(&std::ffi::CString::new(host).map_err(no_nul)?)
+}
+
+#[cfg(unix)]
+fn lookup_c_str(host: &CStr) -> io::Result<Vec<SocketAddr>> {
     use std::ptr;
 
-    let host = CString::new(host)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in host name"))?;
     // SAFETY: `addrinfo` is plain data; all-zero is its documented "no hints" value.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     hints.ai_socktype = libc::SOCK_STREAM;
@@ -123,6 +142,19 @@ pub(crate) fn lookup(host: &str) -> io::Result<Vec<SocketAddr>> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_any_length_reach_the_call_and_nul_bytes_do_not() {
+        for len in [0, 1, 254, 255, 256, 257, 1000] {
+            let host = "a".repeat(len);
+            let seen = with_c_str(&host, |c| Ok(c.to_bytes().len())).unwrap();
+            assert_eq!(seen, len);
+        }
+        for host in ["a\0b", &format!("{}\0", "a".repeat(300))] {
+            let error = with_c_str(host, |_| Ok(())).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        }
+    }
 
     #[test]
     fn literals_and_localhost_resolve() {

@@ -14,10 +14,7 @@ use std::task::{Context, Poll, Waker, ready};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use crate::resolve::answers::copy_error;
-use crate::sync::lock;
-
-/// What a lookup's waiters share: `io::Error` is not `Clone`, so the error is shared by `Arc`.
-type SharedAnswer = Result<Arc<[SocketAddr]>, Arc<io::Error>>;
+use crate::sync::{Prehashed, hash_once, lock};
 
 /// The blocking lookups in flight, by name.
 ///
@@ -42,13 +39,11 @@ pub(crate) struct Lookups {
     blocking: fn(&str) -> io::Result<Vec<SocketAddr>>,
 }
 
-/// A flight's runtime and name: lookups are shared among the connects of one runtime, whose
-/// blocking pool runs the call, so that no runtime waits behind another's busy pool.
-type FlightKey = (Option<tokio::runtime::Id>, Arc<str>);
-
 #[derive(Default)]
 struct InFlight {
-    calls: HashMap<FlightKey, Weak<Flight>>,
+    /// By the hash of the flight's runtime and name. Two flights whose hashes collide do not
+    /// share: the newer takes the entry.
+    calls: HashMap<u64, Weak<Flight>, Prehashed>,
     /// Entries whose waiters all left are swept when the map reaches this size.
     sweep_at: usize,
 }
@@ -78,41 +73,38 @@ impl Lookups {
             lookups: self,
             place: None,
             acquiring: None,
+            read: false,
         };
-        match waiting.await {
-            // `set_port` keeps an IPv6 address's scope id and flow info.
-            Ok(addrs) => Ok(addrs
-                .iter()
-                .map(|addr| {
-                    let mut addr = *addr;
-                    addr.set_port(port);
-                    addr
-                })
-                .collect()),
-            Err(error) => Err(copy_error(&error)),
-        }
+        let mut addrs = waiting.await?;
+        // `set_port` keeps an IPv6 address's scope id and flow info.
+        addrs.iter_mut().for_each(|addr| addr.set_port(port));
+        Ok(addrs)
     }
 
     /// The flight of `host` not yet answered, or a new one, started at once if a slot is free.
     fn join(&self, host: &str) -> Arc<Flight> {
+        let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+        let host = Name::lowercase(host);
+        let hash = hash_once((runtime, host.as_str()));
         let flight = {
             let mut in_flight = lock(&self.in_flight);
             let in_flight = &mut *in_flight;
-            // The table's key and the flight share one copy of the name, hashed once.
-            let name: Arc<str> = match host.bytes().any(|b| b.is_ascii_uppercase()) {
-                true => host.to_ascii_lowercase().into(),
-                false => host.into(),
-            };
-            let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
-            let entry = in_flight.calls.entry((runtime, name.clone()));
+            let entry = in_flight.calls.entry(hash);
             if let Entry::Occupied(joined) = &entry
-                && let Some(flight) = joined.get().upgrade().filter(|f| !f.is_answered())
+                && let Some(flight) = joined.get().upgrade()
+                && flight.runtime == runtime
+                && flight.host.as_str() == host.as_str()
+                && flight.join_unanswered()
             {
                 return flight;
             }
             let flight = Arc::new(Flight {
-                host: name,
-                state: Mutex::default(),
+                runtime,
+                host,
+                state: Mutex::new(FlightState {
+                    readers: 1,
+                    ..FlightState::default()
+                }),
             });
             entry.insert_entry(Arc::downgrade(&flight));
             if in_flight.calls.len() >= in_flight.sweep_at {
@@ -150,21 +142,62 @@ impl Lookups {
         let blocking = self.blocking;
         // Detached: the call answers its flight itself.
         drop(tokio::task::spawn_blocking(move || {
-            let answer = blocking(&call.flight.host);
-            call.answer(answer.map(Into::into).map_err(Arc::new));
+            let answer = blocking(call.flight.host.as_str());
+            call.answer(answer);
         }));
     }
 }
 
-/// One name's `getaddrinfo` call and the lookups waiting for it.
+/// One name's `getaddrinfo` call and the lookups waiting for it. Lookups are shared among
+/// the connects of one runtime, whose blocking pool runs the call, so that no runtime waits
+/// behind another's busy pool.
 struct Flight {
-    host: Arc<str>,
+    runtime: Option<tokio::runtime::Id>,
+    host: Name,
     state: Mutex<FlightState>,
+}
+
+/// A flight's name in lower case, kept in the flight itself when it is short (as most names
+/// are), so that a lookup allocates nothing for it.
+enum Name {
+    Short { len: u8, bytes: [u8; SHORT_NAME] },
+    Long(Box<str>),
+}
+
+/// The longest name kept in the flight itself; the flight's first cache lines hold it.
+const SHORT_NAME: usize = 62;
+
+impl Name {
+    fn lowercase(host: &str) -> Self {
+        let len = match u8::try_from(host.len()) {
+            Ok(len) if host.len() <= SHORT_NAME => len,
+            _ => return Name::Long(host.to_ascii_lowercase().into()),
+        };
+        let mut bytes = [0; SHORT_NAME];
+        for (kept, byte) in bytes.iter_mut().zip(host.bytes()) {
+            *kept = byte.to_ascii_lowercase();
+        }
+        Name::Short { len, bytes }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // SAFETY: the bytes are a `&str`'s with ASCII letters lowered, which keeps them
+            // UTF-8: every byte of a multi-byte character is above the ASCII range.
+            Name::Short { len, bytes } => unsafe {
+                std::str::from_utf8_unchecked(&bytes[..usize::from(*len)])
+            },
+            Name::Long(name) => name,
+        }
+    }
 }
 
 #[derive(Default)]
 struct FlightState {
     stage: Progress,
+    /// Lookups that joined the flight and have neither read its answer nor left: the last
+    /// to read it takes it, the others copy it.
+    readers: usize,
     wakers: Wakers,
     /// The slot of a running call, until it returns or is abandoned.
     slot: Option<OwnedSemaphorePermit>,
@@ -179,8 +212,6 @@ struct Wakers {
     first: Option<Waker>,
     more: Vec<Option<Waker>>,
     free: Vec<usize>,
-    /// Waiters registered and not gone.
-    waiting: usize,
 }
 
 impl Wakers {
@@ -191,7 +222,6 @@ impl Wakers {
             Some(more) => return keep(&mut self.more[more - 1], waker),
             None => {}
         }
-        self.waiting += 1;
         if self.first.is_none() {
             self.first = Some(waker.clone());
             *place = Some(0);
@@ -207,7 +237,6 @@ impl Wakers {
 
     /// Empties a leaving waiter's place.
     fn leave(&mut self, place: usize) {
-        self.waiting -= 1;
         match place {
             0 => self.first = None,
             more => {
@@ -242,7 +271,8 @@ enum Progress {
     #[default]
     WaitingForSlot,
     Running,
-    Answered(SharedAnswer),
+    /// Emptied when its last reader took it.
+    Answered(io::Result<Vec<SocketAddr>>),
 }
 
 impl Flight {
@@ -250,8 +280,28 @@ impl Flight {
         lock(&self.state)
     }
 
-    fn is_answered(&self) -> bool {
-        matches!(self.lock().stage, Progress::Answered(_))
+    /// Counts one more reader, unless the flight has answered (a later lookup asks anew).
+    fn join_unanswered(&self) -> bool {
+        let mut state = self.lock();
+        let unanswered = !matches!(state.stage, Progress::Answered(_));
+        state.readers += usize::from(unanswered);
+        unanswered
+    }
+}
+
+impl FlightState {
+    /// One reader's answer and its leaving: the last reader takes the answer itself, so that
+    /// the usual lookup, with one reader, copies nothing.
+    fn read(&mut self) -> Option<io::Result<Vec<SocketAddr>>> {
+        let Progress::Answered(answer) = &mut self.stage else {
+            return None;
+        };
+        self.readers -= 1;
+        Some(match (self.readers, answer) {
+            (0, answer) => std::mem::replace(answer, Ok(Vec::new())),
+            (_, Ok(addrs)) => Ok(addrs.clone()),
+            (_, Err(error)) => Err(copy_error(error)),
+        })
     }
 }
 
@@ -268,7 +318,7 @@ struct Call {
 impl Call {
     /// Records the answer, if none was, frees the call's slot or its place among the abandoned,
     /// and wakes every waiter.
-    fn answer(&mut self, answer: SharedAnswer) {
+    fn answer(&mut self, answer: io::Result<Vec<SocketAddr>>) {
         self.answered = true;
         let (wakers, slot) = {
             let mut state = self.flight.lock();
@@ -291,7 +341,7 @@ impl Drop for Call {
         // The usual call has answered: its error is built only when it did not.
         if !self.answered {
             let ended = io::Error::other("the lookup ended without an answer");
-            self.answer(Err(Arc::new(ended)));
+            self.answer(Err(ended));
         }
     }
 }
@@ -305,21 +355,24 @@ struct Waiting<'a> {
     lookups: &'a Lookups,
     place: Option<usize>,
     acquiring: Option<Acquiring>,
+    /// Whether it has read the answer, and so left the flight's readers.
+    read: bool,
 }
 
 type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
 
 impl Future for Waiting<'_> {
-    type Output = SharedAnswer;
+    type Output = io::Result<Vec<SocketAddr>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SharedAnswer> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         loop {
             {
                 let mut state = this.flight.lock();
                 let state = &mut *state;
-                if let Progress::Answered(answer) = &state.stage {
-                    return Poll::Ready(answer.clone());
+                if let Some(answer) = state.read() {
+                    this.read = true;
+                    return Poll::Ready(answer);
                 }
                 state.wakers.register(&mut this.place, cx.waker());
                 if matches!(state.stage, Progress::Running) {
@@ -336,7 +389,7 @@ impl Future for Waiting<'_> {
                     this.acquiring = None;
                     this.lookups.start(&this.flight, slot);
                 }
-                Err(closed) => return Poll::Ready(Err(Arc::new(io::Error::other(closed)))),
+                Err(closed) => return Poll::Ready(Err(io::Error::other(closed))),
             }
         }
     }
@@ -346,18 +399,25 @@ impl Drop for Waiting<'_> {
     /// Takes this waiter's waker out of the flight; the last waiter of a running call gives
     /// its slot back, within the budget for abandoned calls.
     fn drop(&mut self) {
-        let Some(place) = self.place else {
+        if self.read {
             return;
-        };
+        }
         let slot = {
             let mut state = self.flight.lock();
-            if matches!(state.stage, Progress::Answered(_)) {
-                // The answer took the wakers.
+            let state = &mut *state;
+            state.readers -= 1;
+            if let Progress::Answered(answer) = &mut state.stage {
+                // The answer took the wakers; the last reader frees the answer.
+                if state.readers == 0 {
+                    *answer = Ok(Vec::new());
+                }
                 return;
             }
-            state.wakers.leave(place);
+            if let Some(place) = self.place {
+                state.wakers.leave(place);
+            }
             let last_of_a_running_call =
-                state.wakers.waiting == 0 && matches!(state.stage, Progress::Running);
+                state.readers == 0 && matches!(state.stage, Progress::Running);
             match last_of_a_running_call && state.slot.is_some() && self.lookups.may_abandon() {
                 true => {
                     state.abandoned = true;
@@ -425,12 +485,39 @@ mod tests {
         // The blocking call may still hold its flight for a moment after answering it; an
         // answered flight can no longer be joined.
         let in_flight = lookups.in_flight.lock().unwrap();
-        assert!(
-            in_flight
-                .calls
-                .values()
-                .all(|call| call.upgrade().is_none_or(|flight| flight.is_answered()))
-        );
+        assert!(in_flight.calls.values().all(|call| {
+            call.upgrade()
+                .is_none_or(|flight| !flight.join_unanswered())
+        }));
+    }
+
+    static LONG_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn long_and_missing(host: &str) -> io::Result<Vec<SocketAddr>> {
+        assert_eq!(host, host.to_ascii_lowercase(), "the call is made in lower case");
+        LONG_CALLS.fetch_add(1, SeqCst);
+        std::thread::sleep(Duration::from_millis(100));
+        Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
+    }
+
+    /// A name too long to be kept in the flight itself is shared like any other, and every
+    /// waiter gets the error: the copies and the last waiter's original alike.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_names_share_a_call_and_every_waiter_gets_its_error() {
+        let lookups = Arc::new(Lookups::new(4, 0, long_and_missing));
+        let label = "a".repeat(SHORT_NAME);
+        let mut waiting = Vec::new();
+        for spelling in [label.as_str(), &label.to_ascii_uppercase()].repeat(3) {
+            let lookups = lookups.clone();
+            let host = format!("{spelling}.test");
+            waiting.push(tokio::spawn(async move { lookups.lookup(&host, 80).await }));
+        }
+        for answer in waiting {
+            let error = answer.await.unwrap().unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::NotFound);
+            assert_eq!(error.to_string(), "no such host");
+        }
+        assert_eq!(LONG_CALLS.load(SeqCst), 1);
     }
 
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -644,6 +731,7 @@ mod tests {
                 lookups: &lookups,
                 place: None,
                 acquiring: None,
+                read: false,
             });
             assert!(waiting.as_mut().poll(&mut cx).is_pending());
             flight = Some(waiting.flight.clone());
@@ -656,7 +744,7 @@ mod tests {
         );
         {
             let state = flight.lock();
-            assert_eq!(state.wakers.waiting, 0);
+            assert_eq!(state.readers, 0);
             assert!(state.wakers.more.len() <= 1, "places are reused");
         }
         HUNG_FOR_WAKERS.open();
