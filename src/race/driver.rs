@@ -71,6 +71,7 @@ where
         until: later.joining.until,
         remembered: pace.remembered,
     });
+    log.make_room(addrs.len());
     Race {
         core: Core::new(addrs, awaited, pace.stagger, pace.deadline, log),
         later,
