@@ -40,7 +40,7 @@ pub(crate) fn split_host_port(input: &str) -> Result<(&str, &str), TargetError> 
     if host.contains(':') {
         return Err(TargetError::UnbracketedIpv6);
     }
-    if host.contains(['[', ']']) {
+    if host.bytes().any(|b| b == b'[' || b == b']') {
         return Err(TargetError::UnbalancedBrackets);
     }
     if host.is_empty() {

@@ -66,7 +66,7 @@ impl Target {
     pub fn parse(input: &str) -> Result<Self, TargetError> {
         check_common(input)?;
         let (host, port) = split_host_port(input)?;
-        Self::from_host_port(host, parse_port(port)?)
+        Self::from_checked_host(host, parse_port(port)?)
     }
 
     /// Builds a target from a host (a name, an IP literal, or a bracketed IPv6 literal) and a
@@ -92,6 +92,12 @@ impl Target {
 
     fn from_host_with_port(host: &str, port: u16) -> Result<Self, TargetError> {
         check_common(host)?;
+        Self::from_checked_host(host, port)
+    }
+
+    /// [`from_host_with_port`](Self::from_host_with_port) for a host that `check_common`
+    /// has passed.
+    fn from_checked_host(host: &str, port: u16) -> Result<Self, TargetError> {
         let bare = match host.strip_prefix('[') {
             Some(rest) => rest
                 .strip_suffix(']')
