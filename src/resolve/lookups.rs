@@ -494,7 +494,11 @@ mod tests {
     static LONG_CALLS: AtomicUsize = AtomicUsize::new(0);
 
     fn long_and_missing(host: &str) -> io::Result<Vec<SocketAddr>> {
-        assert_eq!(host, host.to_ascii_lowercase(), "the call is made in lower case");
+        assert_eq!(
+            host,
+            host.to_ascii_lowercase(),
+            "the call is made in lower case"
+        );
         LONG_CALLS.fetch_add(1, SeqCst);
         std::thread::sleep(Duration::from_millis(100));
         Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
