@@ -226,6 +226,7 @@ pin_project! {
 
 /// Runs `work` until it finishes, `deadline` passes or `cancel` fires, whichever is first;
 /// ties go by [`poll_in_order`].
+#[inline]
 pub(crate) fn bounded<F: Future>(
     work: F,
     deadline: Option<Instant>,

@@ -215,28 +215,34 @@ where
         limits.cancel,
     )
     .await;
-    let now = Instant::now();
+    // The clock is read again for a failure's log or the adaptive delay: a plain win needs
+    // no second reading.
+    let timed = settings.adaptive_delay || !matches!(ended, Bounded::Done((_, Ok(_))));
+    let now = timed.then(Instant::now);
     let (outcome, log) = direct_outcome(ended, addr, began, now);
     note_missing_routes(settings, &outcome, &log);
     if cached {
         expire_when_all_failed(settings, target, &outcome);
     }
-    settle(settings, target, outcome, log, None, || now)
+    settle(settings, target, outcome, log, None, || {
+        now.unwrap_or_else(Instant::now)
+    })
 }
 
-/// The direct path's one attempt, ended at `now`, as a race's outcome and log: the log lists
-/// the attempt only if it did not connect.
+/// The direct path's one attempt, ended at `now` (read here if not given), as a race's
+/// outcome and log: the log lists the attempt only if it did not connect, and a win's
+/// duration is measured only when `now` was given.
 #[inline(always)]
 pub(crate) fn direct_outcome<S>(
     ended: Bounded<(usize, io::Result<S>)>,
     addr: SocketAddr,
     began: Instant,
-    now: Instant,
+    now: Option<Instant>,
 ) -> (Outcome<S>, Log<'static>) {
     let mut log = Log::new(began);
     let outcome = match ended {
         Bounded::Done((_, Ok(stream))) => {
-            let took = now - began;
+            let took = now.map(|now| now - began);
             let report = None;
             let won = Won {
                 stream,
@@ -248,7 +254,7 @@ pub(crate) fn direct_outcome<S>(
         }
         Bounded::Done((_, Err(error))) => {
             let index = log.start(addr, began);
-            log.fail(index, error, now);
+            log.fail(index, error, now.unwrap_or_else(Instant::now));
             Outcome::AllFailed
         }
         Bounded::TimedOut => {
@@ -422,8 +428,8 @@ pub(crate) fn settle<S>(
             if let Some((key, recalled)) = memory {
                 settings.memory.remember(key, won.addr, recalled);
             }
-            if settings.adaptive_delay {
-                settings.connect_times.observe(&won.addr, won.took);
+            if let (true, Some(took)) = (settings.adaptive_delay, won.took) {
+                settings.connect_times.observe(&won.addr, took);
             }
             return observed(Ok(won), &mut log, now);
         }

@@ -75,8 +75,9 @@ impl Stagger<'_> {
 pub(crate) struct Won<S> {
     pub(crate) stream: S,
     pub(crate) addr: SocketAddr,
-    /// How long the winning attempt took to connect.
-    pub(crate) took: Duration,
+    /// How long the winning attempt took to connect, when it was measured: the race always
+    /// measures it, the direct path only for the adaptive delay.
+    pub(crate) took: Option<Duration>,
     /// The connect's report, if one was asked for (set when the connect settles).
     pub(crate) report: Option<Box<ConnectReport>>,
 }
@@ -209,7 +210,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                 if let Some((index, stream)) = winner {
                     self.log.won(index, now);
                     let (addr, started) = self.log.attempt(index);
-                    let took = now - started;
+                    let took = Some(now - started);
                     let report = None;
                     return Some(Outcome::Won(Won {
                         stream,

@@ -129,6 +129,7 @@ pin_project! {
 }
 
 impl<F> Dialing<F> {
+    #[inline]
     pub(crate) fn new(index: usize, dial: F, now: Instant, limit: Option<Duration>) -> Self {
         Self {
             index,
