@@ -87,6 +87,7 @@ impl<'a> Limits<'a> {
 /// An allowed IP literal with debug tracing off, no event hook and no report takes a direct
 /// path whose future is small and allocates nothing of its own; everything else is boxed, in a
 /// `connect` span.
+#[inline]
 pub(crate) fn connect<'a, S, D, Fut>(
     settings: &'a Settings,
     target: &'a Target,

@@ -161,6 +161,7 @@ impl SocketOptions {
         socket.connect(addr).await
     }
 
+    #[inline]
     fn socket_for(&self, addr: SocketAddr) -> io::Result<TcpSocket> {
         let (socket, local) = match addr {
             SocketAddr::V4(_) => (TcpSocket::new_v4()?, self.local_v4.map(Into::into)),
