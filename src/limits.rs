@@ -83,8 +83,13 @@ impl<'a> Cancel<'a> {
     /// token: most connects have none, and then pay nothing for it.
     #[inline]
     pub(crate) fn watch(self) -> Option<Pin<Box<Fired<'a>>>> {
-        let has_token = self.connector.is_some() || self.call.is_some();
-        has_token.then(|| Box::pin(self.fired()))
+        self.has_token().then(|| Box::pin(self.fired()))
+    }
+
+    /// Whether there is a token to watch at all.
+    #[inline]
+    pub(crate) fn has_token(&self) -> bool {
+        self.connector.is_some() || self.call.is_some()
     }
 
     /// Completes when either token is cancelled; never without a token.

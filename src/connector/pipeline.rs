@@ -210,12 +210,18 @@ where
             || began,
         );
     }
-    let ended = bounded(
-        Dialing::new(0, dial.dial(addr), began, settings.attempt_timeout),
-        limits.deadline,
-        limits.cancel,
-    )
-    .await;
+    // With no deadline, no attempt timeout and no token, the attempt's bounds have nothing to
+    // watch: it is awaited as it is.
+    let unbounded = limits.deadline.is_none()
+        && settings.attempt_timeout.is_none()
+        && !limits.cancel.has_token();
+    let ended = match unbounded {
+        true => Bounded::Done((0, dial.dial(addr).await)),
+        false => {
+            let attempt = Dialing::new(0, dial.dial(addr), began, settings.attempt_timeout);
+            bounded(attempt, limits.deadline, limits.cancel).await
+        }
+    };
     // The clock is read again for a failure's log or the adaptive delay: a plain win needs
     // no second reading.
     let timed = settings.adaptive_delay || !matches!(ended, Bounded::Done((_, Ok(_))));
