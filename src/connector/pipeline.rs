@@ -222,34 +222,41 @@ where
             bounded(attempt, limits.deadline, limits.cancel).await
         }
     };
-    // The clock is read again for a failure's log or the adaptive delay: a plain win needs
-    // no second reading.
-    let timed = settings.adaptive_delay || !matches!(ended, Bounded::Done((_, Ok(_))));
-    let now = timed.then(Instant::now);
+    let ended = match ended {
+        // A plain win has nothing to log, learn or tell, and needs no second clock reading.
+        Bounded::Done((_, Ok(stream))) if !settings.adaptive_delay => {
+            let (took, report) = (None, None);
+            return Ok(Won {
+                stream,
+                addr,
+                took,
+                report,
+            });
+        }
+        ended => ended,
+    };
+    let now = Instant::now();
     let (outcome, log) = direct_outcome(ended, addr, began, now);
     note_missing_routes(settings, &outcome, &log);
     if cached {
         expire_when_all_failed(settings, target, &outcome);
     }
-    settle(settings, target, outcome, log, None, || {
-        now.unwrap_or_else(Instant::now)
-    })
+    settle(settings, target, outcome, log, None, || now)
 }
 
-/// The direct path's one attempt, ended at `now` (read here if not given), as a race's
-/// outcome and log: the log lists the attempt only if it did not connect, and a win's
-/// duration is measured only when `now` was given.
+/// The direct path's one attempt, ended at `now`, as a race's outcome and log: the log lists
+/// the attempt only if it did not connect.
 #[inline(always)]
 pub(crate) fn direct_outcome<S>(
     ended: Bounded<(usize, io::Result<S>)>,
     addr: SocketAddr,
     began: Instant,
-    now: Option<Instant>,
+    now: Instant,
 ) -> (Outcome<S>, Log<'static>) {
     let mut log = Log::new(began);
     let outcome = match ended {
         Bounded::Done((_, Ok(stream))) => {
-            let took = now.map(|now| now - began);
+            let took = Some(now - began);
             let report = None;
             let won = Won {
                 stream,
@@ -261,7 +268,7 @@ pub(crate) fn direct_outcome<S>(
         }
         Bounded::Done((_, Err(error))) => {
             let index = log.start(addr, began);
-            log.fail(index, error, now.unwrap_or_else(Instant::now));
+            log.fail(index, error, now);
             Outcome::AllFailed
         }
         Bounded::TimedOut => {

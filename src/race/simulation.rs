@@ -416,7 +416,7 @@ fn connect_direct(
         }
     };
     let now = world.borrow().now();
-    let (outcome, log) = direct_outcome(ended, addr, began, Some(now));
+    let (outcome, log) = direct_outcome(ended, addr, began, now);
     settle(settings, target, outcome, log, None, || now).map(|won| won.addr)
 }
 
