@@ -224,7 +224,7 @@ type Ties = Vec<(&'static str, Scenario)>;
 /// function first checks that the model decides it as its name says.
 pub fn ties() -> Vec<(&'static str, Scenario)> {
     let mut ties = Vec::new();
-    let cases: [fn(&mut Ties); 12] = [
+    let cases: [fn(&mut Ties); 13] = [
         two_attempts_connecting_at_one_instant_the_earlier_started_wins,
         a_failure_at_a_stagger_tick_starts_one_attempt,
         a_connect_at_the_deadline_is_a_connect,
@@ -237,6 +237,7 @@ pub fn ties() -> Vec<(&'static str, Scenario)> {
         answers_in_parts_start_and_join_the_race,
         an_answer_at_the_resolve_bound_still_joins_the_race,
         an_attempt_that_ends_as_it_starts_comes_before_an_answer,
+        an_attempt_failing_as_it_starts_at_the_resolve_bound_leaves_the_answer_awaited,
     ];
     for case in cases {
         case(&mut ties);
@@ -542,6 +543,42 @@ fn an_attempt_that_ends_as_it_starts_comes_before_an_answer(ties: &mut Ties) {
     );
     ties.push((
         "an_attempt_that_ends_as_it_starts_comes_before_an_answer",
+        scenario,
+    ));
+}
+
+/// Found by the search: AAAA and A both answer at the very resolve bound, and the AAAA
+/// address fails the instant it starts. Its failure comes first (as above), and the race then
+/// still awaits the A answer of that instant, which counts: its address starts and connects.
+/// The model ended the race there, as if nothing were awaited once it had started at the
+/// bound; the connector never did.
+fn an_attempt_failing_as_it_starts_at_the_resolve_bound_leaves_the_answer_awaited(ties: &mut Ties) {
+    let mut settings = both(super::Strategy::HappyEyeballs);
+    settings.resolve_timeout = Some(400);
+    let scenario = Scenario {
+        source: Source::Parts {
+            aaaa: Some((400, Part::Addrs(vec![v6(1)]))),
+            a: Some((400, Part::Addrs(vec![v4(1)]))),
+        },
+        dials: [
+            (v6(1), Dial::Fail(0, ErrorKind::ConnectionRefused)),
+            (v4(1), Dial::Connect(0)),
+        ]
+        .into_iter()
+        .collect(),
+        settings,
+    };
+    let trace = super::expected(&scenario);
+    assert_eq!(trace.starts, [(v6(1), 400), (v4(1), 400)]);
+    assert_eq!(
+        trace.end,
+        End::Won {
+            addr: v4(1),
+            at: 400
+        }
+    );
+    ties.push((
+        "an_attempt_failing_as_it_starts_at_the_resolve_bound_leaves_the_answer_awaited",
         scenario,
     ));
 }

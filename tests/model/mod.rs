@@ -322,8 +322,10 @@ fn expected_parts(scenario: &Scenario, aaaa: &Option<(Ms, Part)>, a: &Option<(Ms
         }
     }
     // Answers are awaited until the last one has come, or the bound; a query that never
-    // answers is awaited until the bound (forever without one).
-    let awaited = if start_at == bound.unwrap_or(Ms::MAX) || (heard_aaaa && heard_a) {
+    // answers is awaited until the bound (forever without one). A race that starts at the
+    // bound still awaits an answer of that very instant.
+    let at_bound = start_at == bound.unwrap_or(Ms::MAX) && later.is_empty();
+    let awaited = if at_bound || (heard_aaaa && heard_a) {
         Awaiting::No
     } else if aaaa.is_none() || a.is_none() {
         bound.map_or(Awaiting::Forever, Awaiting::Until)
