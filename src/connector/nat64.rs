@@ -56,33 +56,29 @@ pub(crate) async fn nat64_prefix(
     }
 }
 
-/// The address to dial for `addr`: its NAT64 form for an IPv4 address that may be synthesized
-/// and has no route, when a prefix is at hand. On an IPv6-only host no IPv4 address has a
-/// route, nor, once a connect found one without, on any; on a host with IPv4 addresses but
-/// no default route, each destination is asked about.
+/// The NAT64 form to dial instead of `addr`, if any: for an IPv4 address that may be
+/// synthesized and has no route, when a prefix is at hand. On an IPv6-only host no IPv4
+/// address has a route, nor, once a connect found one without, on any; on a host with IPv4
+/// addresses but no default route, each destination is asked about.
 #[inline]
-fn dialed(settings: &Settings, addr: SocketAddr) -> SocketAddr {
+fn through_nat64(settings: &Settings, addr: SocketAddr) -> Option<SocketAddr> {
     let SocketAddr::V4(v4) = addr else {
-        return addr;
+        return None;
     };
     if !may_synthesize(&addr) || !synthesizes(settings) {
-        return addr;
+        return None;
     }
     let ask = host_ipv4() == Ipv4Reach::Partly && !settings.nat64_state.without_ipv4();
     if ask && has_route(*v4.ip()) {
-        return addr;
+        return None;
     }
-    let Some(prefix) = settings.nat64_state.at_hand(settings.nat64) else {
-        return addr;
-    };
+    let prefix = settings.nat64_state.at_hand(settings.nat64)?;
     let dialed = synthesize(prefix, addr);
-    if dialed != addr {
-        tracing::debug!(%addr, %dialed, "dialing through NAT64");
-    }
-    dialed
+    tracing::debug!(%addr, %dialed, "dialing through NAT64");
+    Some(dialed)
 }
 
-/// Dials `addr`, or its NAT64 form (see [`dialed`]); an error of the NAT64 form names it, as
+/// Dials `addr`, or its NAT64 form (see [`through_nat64`]); an error of the NAT64 form names it, as
 /// the race and its report name `addr`. Boxed when synthesized: only NAT64 hosts pay for it.
 #[inline]
 pub(crate) fn dial_maybe_through_nat64<S, D, Fut>(
@@ -94,10 +90,9 @@ where
     D: Dial<Fut>,
     Fut: Future<Output = io::Result<S>>,
 {
-    let synthesized = dialed(settings, addr);
-    if synthesized == addr {
+    let Some(synthesized) = through_nat64(settings, addr) else {
         return Either::Left(dial.dial(addr));
-    }
+    };
     let named = move |error: io::Error| {
         let message = format!("{synthesized} through NAT64: {error}");
         io::Error::new(error.kind(), message)

@@ -195,7 +195,7 @@ where
             settings,
             target,
             Outcome::Cancelled,
-            Log::new(began),
+            Log::new(began, None),
             None,
             || began,
         );
@@ -205,7 +205,7 @@ where
             settings,
             target,
             Outcome::TimedOut,
-            Log::new(began),
+            Log::new(began, None),
             None,
             || began,
         );
@@ -253,7 +253,7 @@ pub(crate) fn direct_outcome<S>(
     began: Instant,
     now: Instant,
 ) -> (Outcome<S>, Log<'static>) {
-    let mut log = Log::new(began);
+    let mut log = Log::new(began, None);
     let outcome = match ended {
         Bounded::Done((_, Ok(stream))) => {
             let took = Some(now - began);
@@ -308,7 +308,8 @@ where
     // no NAT64 carries none of its state.
     let literals = target.name_and_port().is_none();
     let may_need_nat64 = !literals || target.addrs().iter().any(may_synthesize);
-    if may_need_nat64 && synthesizes(settings) {
+    let learns_nat64 = may_need_nat64 && synthesizes(settings);
+    if learns_nat64 {
         Box::pin(nat64_prefix(settings, limits.deadline, limits.cancel)).await;
     }
     // Taken apart here, so that the race's state keeps only what is used after it.
@@ -322,11 +323,11 @@ where
     } = match addresses(settings, target, limits, dial.endpoints(), &mut observing).await {
         Ok(found) => found,
         Err(error) => {
-            let mut log = Log::new(limits.began).observed(observing);
+            let mut log = Log::new(limits.began, observing);
             return observed(Err(error), &mut log, Instant::now);
         }
     };
-    let mut log = Log::new(limits.began).observed(observing);
+    let mut log = Log::new(limits.began, observing);
     let key = key.as_ref();
     if let (Some(key), Some(recalled)) = (key, recalled) {
         log.forget_on_failure(&settings.memory, key, recalled);
@@ -335,9 +336,11 @@ where
         let mut dial = |addr| dial_maybe_through_nat64(settings, &mut dial, addr);
         let pace = Pace {
             remembered: recalled,
+            // Literals are admitted without waiting for anything.
+            begins_with_connect: literals && !learns_nat64,
             ..pace(settings, limits)
         };
-        race(addrs.into_owned(), later, pace, &mut dial, &mut log).await
+        race(addrs, later, pace, &mut dial, &mut log).await
     };
     note_missing_routes(settings, &outcome, &log);
     if cached {
@@ -349,6 +352,7 @@ where
 
 /// `result` with the report attached, if `log` recorded one, and told to the event hook, if
 /// there is one; the connect ended at `now()`, read only if someone looks.
+#[inline]
 fn observed<S>(
     mut result: Result<Won<S>, ConnectError>,
     log: &mut Log<'_>,
@@ -422,6 +426,8 @@ fn pace<'a>(settings: &'a Settings, limits: Limits<'a>) -> Pace<'a> {
         deadline: limits.deadline,
         cancel: limits.cancel,
         remembered: None,
+        times_winner: settings.adaptive_delay,
+        begins_with_connect: false,
     }
 }
 
@@ -531,9 +537,12 @@ async fn addresses<'a>(
     };
     let (name, port) = match (target.name_and_port(), target.addrs()) {
         (Some(named), _) => named,
-        // One literal that needs no filtering is dialed where it is, not copied.
+        // A literal or a list that needs no filtering is dialed where it is, not copied.
         (None, [one]) if settings.families.allows(one) && settings.policy.allows_all() => {
             return Ok(listed(Cow::Borrowed(target.addrs())));
+        }
+        (None, addrs) if !addrs.is_empty() && admission(settings).keeps_whole(addrs) => {
+            return Ok(listed(Cow::Borrowed(addrs)));
         }
         (None, addrs) => {
             let admitted = admit(settings, target, addrs.to_vec())?;

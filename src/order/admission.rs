@@ -73,10 +73,22 @@ impl Admission<'_> {
             }
             allowed
         };
-        // Both families and no policy (the default) judge nothing: repeats are all that go.
-        let judges = self.families != IpFamilies::Both || !self.policy.allows_all();
-        keep_new(addrs, start, judges.then_some(judge));
+        keep_new(addrs, start, self.judges().then_some(judge));
         filtered
+    }
+
+    /// Whether [`admit`](Self::admit) would keep `list` whole and as it is: nothing to judge
+    /// or to take out of a NAT64 prefix, and no repeats (looked for in a short list only), so
+    /// that it may be dialed where it is, not copied.
+    pub(crate) fn keeps_whole(&self, list: &[SocketAddr]) -> bool {
+        let unique = || (1..list.len()).all(|i| !list[..i].contains(&list[i]));
+        !self.judges() && self.dns64.is_none() && list.len() <= SCAN_LIMIT && unique()
+    }
+
+    /// Whether any address could be dropped for its family or refused by the policy: both
+    /// families and no policy (the default) judge nothing, and repeats are all that go.
+    fn judges(&self) -> bool {
+        self.families != IpFamilies::Both || !self.policy.allows_all()
     }
 }
 

@@ -27,6 +27,7 @@
 //!
 //! [`poll_in_order`]: crate::limits::poll_in_order
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ use crate::limits::{Woke, earliest, is_past};
 use crate::order::admission::not_in;
 use crate::order::interleave::{by_rank, merge, promote};
 use crate::race::log::Log;
+use crate::race::pending::Pending;
 use crate::report::ConnectReport;
 use crate::resolve::answers::Family;
 use crate::resolve::gather::{Arrival, Ranked};
@@ -75,8 +77,8 @@ impl Stagger<'_> {
 pub(crate) struct Won<S> {
     pub(crate) stream: S,
     pub(crate) addr: SocketAddr,
-    /// How long the winning attempt took to connect, when it was measured: the race always
-    /// measures it, the direct path only for the adaptive delay.
+    /// How long the winning attempt took to connect, when it was measured: for the adaptive
+    /// delay only.
     pub(crate) took: Option<Duration>,
     /// The connect's report, if one was asked for (set when the connect settles).
     pub(crate) report: Option<Box<ConnectReport>>,
@@ -113,7 +115,7 @@ pub(crate) struct Awaited {
 /// The state of one race; see the module's documentation.
 #[derive(Debug)]
 pub(crate) struct Core<'p, 'l, 'm> {
-    pending: VecDeque<SocketAddr>,
+    pending: Pending<'p>,
     stagger: Stagger<'p>,
     deadline: Option<Instant>,
     /// `Some` while answers are still to come.
@@ -122,16 +124,21 @@ pub(crate) struct Core<'p, 'l, 'm> {
     next_start: Option<Instant>,
     /// The last attempt started: when the stagger allows the next one, and its address.
     last: Option<(Option<Instant>, SocketAddr)>,
-    running: usize,
+    /// How many attempts run; a `u32`, so that [`times_winner`](Self::times_winner) fits
+    /// beside it.
+    running: u32,
+    /// Whether the winner's connect time is measured (for the adaptive delay).
+    times_winner: bool,
     log: &'l mut Log<'m>,
 }
 
 impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
     pub(crate) fn new(
-        addrs: Vec<SocketAddr>,
+        addrs: Cow<'p, [SocketAddr]>,
         awaited: Option<Awaited>,
         stagger: Stagger<'p>,
         deadline: Option<Instant>,
+        times_winner: bool,
         log: &'l mut Log<'m>,
     ) -> Self {
         Self {
@@ -142,6 +149,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
             next_start: None,
             last: None,
             running: 0,
+            times_winner,
             log,
         }
     }
@@ -155,11 +163,17 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         driver: &mut impl Driver<S>,
     ) -> Option<Outcome<S>> {
         if cancelled {
-            self.log.not_started(&self.pending);
+            self.log.not_started(self.pending.iter());
             return Some(Outcome::Cancelled);
         }
         self.start_next(now, driver);
         self.ended(now)
+    }
+
+    /// When the connect that runs this race began.
+    #[inline]
+    pub(crate) fn connect_began(&self) -> Instant {
+        self.log.began()
     }
 
     /// When the core must be told that time passed: the stagger's tick, the end of the wait
@@ -191,7 +205,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
     ) -> Option<Outcome<S>> {
         let ended = self.next(woke, now, driver);
         if ended.is_some() && self.log.is_observed() {
-            self.log.not_started(&self.pending);
+            self.log.not_started(self.pending.iter());
         }
         ended
     }
@@ -210,7 +224,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                 if let Some((index, stream)) = winner {
                     self.log.won(index, now);
                     let (addr, started) = self.log.attempt(index);
-                    let took = Some(now - started);
+                    let took = self.times_winner.then(|| now - started);
                     let report = None;
                     return Some(Outcome::Won(Won {
                         stream,
@@ -231,7 +245,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                 }
                 match (&arrival.refresh, &arrival.ranked) {
                     (Some(withdrawn), _) => {
-                        withdraw(&mut self.pending, withdrawn);
+                        withdraw(self.pending.to_mut(), withdrawn);
                         self.join_first(&arrival.added, now, driver);
                     }
                     (None, Some(ranked)) => self.join_ranked(&arrival.added, ranked, now, driver),
@@ -295,7 +309,11 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                     failures += 1;
                 }
             }
-            finished = driver.also_finished();
+            // With none left running, none else can have finished.
+            finished = match self.running {
+                0 => None,
+                _ => driver.also_finished(),
+            };
         }
         (winner, failures)
     }
@@ -306,7 +324,12 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
             return;
         }
         let last = self.last.map(|(_, addr)| Family::of(&addr));
-        merge(&mut self.pending, added, last, self.stagger.interleaves());
+        merge(
+            self.pending.to_mut(),
+            added,
+            last,
+            self.stagger.interleaves(),
+        );
         self.promote_remembered();
         self.start_or_tick(now, driver);
     }
@@ -321,13 +344,16 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         now: Instant,
         driver: &mut impl Driver<S>,
     ) {
-        withdraw(&mut self.pending, &ranked.withdrawn);
+        let pending = self.pending.to_mut();
+        withdraw(pending, &ranked.withdrawn);
         let last = self.last.map(|(_, addr)| Family::of(&addr));
-        merge(&mut self.pending, added, last, self.stagger.interleaves());
-        let mut pending: Vec<SocketAddr> = std::mem::take(&mut self.pending).into();
+        merge(pending, added, last, self.stagger.interleaves());
+        let mut reordered: Vec<SocketAddr> = std::mem::take(pending).into();
         let interleave = self.stagger.interleaves().then_some(1);
-        by_rank(&mut pending, interleave, |addr| ranked.endpoints.rank(addr));
-        self.pending = pending.into();
+        by_rank(&mut reordered, interleave, |addr| {
+            ranked.endpoints.rank(addr)
+        });
+        *pending = reordered.into();
         self.promote_remembered();
         if !added.is_empty() {
             self.start_or_tick(now, driver);
@@ -336,7 +362,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
 
     fn promote_remembered(&mut self) {
         if let Some(remembered) = self.awaited.and_then(|awaited| awaited.remembered) {
-            promote(self.pending.make_contiguous(), remembered);
+            promote(self.pending.to_mut().make_contiguous(), remembered);
         }
     }
 
@@ -357,8 +383,9 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         if added.is_empty() {
             return;
         }
+        let pending = self.pending.to_mut();
         for addr in added.iter().rev() {
-            self.pending.push_front(*addr);
+            pending.push_front(*addr);
         }
         self.start_next(now, driver);
     }

@@ -2,6 +2,7 @@
 //! tokens through [`poll_in_order`] and hands what it found to the [`Core`]. It runs inside
 //! the caller's future, so nothing outlives it.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +30,11 @@ pub(crate) struct Pace<'a> {
     pub(crate) cancel: Cancel<'a>,
     /// The remembered winner, to go first when a late answer brings it.
     pub(crate) remembered: Option<SocketAddr>,
+    /// Whether the winner's connect time is measured (for the adaptive delay).
+    pub(crate) times_winner: bool,
+    /// Whether the race begins when the connect did: nothing was awaited before it (a list
+    /// of literals), so its first attempt needs no clock reading of its own.
+    pub(crate) begins_with_connect: bool,
 }
 
 pin_project! {
@@ -49,14 +55,16 @@ pin_project! {
         running: Running<Fut>,
         dial: &'r mut D,
         begun: bool,
+        begins_with_connect: bool,
     }
 }
 
 /// Dials `addrs` in order and returns the first stream to connect, by the [`Core`]'s rules.
 /// When one connects, every other running attempt is dropped (closing its socket) before the
 /// race completes. Only attempts whose waker fired are polled.
+#[inline]
 pub(crate) fn race<'r, 'm, S, D, Fut>(
-    addrs: Vec<SocketAddr>,
+    addrs: Cow<'r, [SocketAddr]>,
     later: Option<Later<'r>>,
     pace: Pace<'r>,
     dial: &'r mut D,
@@ -73,7 +81,14 @@ where
     });
     log.make_room(addrs.len());
     Race {
-        core: Core::new(addrs, awaited, pace.stagger, pace.deadline, log),
+        core: Core::new(
+            addrs,
+            awaited,
+            pace.stagger,
+            pace.deadline,
+            pace.times_winner,
+            log,
+        ),
         later,
         cancel: pace.cancel,
         cancelled: None,
@@ -90,6 +105,7 @@ where
         running: Running::default(),
         dial,
         begun: false,
+        begins_with_connect: pace.begins_with_connect,
     }
 }
 
@@ -150,7 +166,11 @@ where
                 attempt_timeout: *this.attempt_timeout,
                 cx,
             };
-            if let Some(outcome) = this.core.begin(Instant::now(), cancelled, &mut driver) {
+            let now = match *this.begins_with_connect {
+                true => this.core.connect_began(),
+                false => Instant::now(),
+            };
+            if let Some(outcome) = this.core.begin(now, cancelled, &mut driver) {
                 return Poll::Ready(outcome);
             }
         }

@@ -42,12 +42,13 @@ pub(crate) struct Log<'m> {
 const ROOM: usize = 8;
 
 impl<'m> Log<'m> {
-    pub(crate) fn new(began: Instant) -> Self {
+    /// The log of a connect that began at `began`, with `observing` told of each event.
+    pub(crate) fn new(began: Instant, observing: Observing<'m>) -> Self {
         Self {
             began,
             records: Vec::new(),
             remembered: None,
-            observing: None,
+            observing,
         }
     }
 
@@ -55,11 +56,6 @@ impl<'m> Log<'m> {
     /// grows its log once, and one of many does not allocate for attempts it may never start.
     pub(crate) fn make_room(&mut self, attempts: usize) {
         self.records.reserve_exact(attempts.min(ROOM));
-    }
-
-    /// This log, with `observing` told of each event.
-    pub(crate) fn observed(self, observing: Observing<'m>) -> Self {
-        Self { observing, ..self }
     }
 
     /// Whether anyone looks at this connect's events: a hook, or a report.

@@ -10,6 +10,7 @@ pub(crate) mod attempts;
 pub(crate) mod core;
 pub(crate) mod driver;
 pub(crate) mod log;
+pub(crate) mod pending;
 pub(crate) mod running;
 #[cfg(test)]
 mod simulation;

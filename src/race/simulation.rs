@@ -10,6 +10,7 @@
 #[path = "../../tests/model/mod.rs"]
 mod model;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
@@ -278,7 +279,7 @@ fn connect(
     if let Some(addr) = direct_addr(settings, target) {
         return connect_direct(settings, target, addr, deadline, world);
     }
-    let mut log = Log::new(began);
+    let mut log = Log::new(began, None);
     let (addrs, joining) = match target.addrs() {
         [] => {
             let resolve_deadline = deadline_after(began, settings.resolve_timeout);
@@ -344,7 +345,13 @@ fn race(
         until: joining.until,
         remembered: None,
     });
-    let mut core = Core::new(addrs, awaited, settings.stagger(), deadline, log);
+    // As in the connector, a list with nothing to join it is raced where it is.
+    let addrs = match awaited {
+        Some(_) => Cow::Owned(addrs),
+        None => Cow::Borrowed(addrs.as_slice()),
+    };
+    let timed = settings.adaptive_delay;
+    let mut core = Core::new(addrs, awaited, settings.stagger(), deadline, timed, log);
     let began = world.borrow().now();
     if let Some(outcome) = core.begin(began, false, &mut { world }) {
         return outcome;
@@ -393,7 +400,7 @@ fn connect_direct(
 ) -> Result<SocketAddr, crate::ConnectError> {
     let began = world.borrow().now();
     if crate::limits::is_past(deadline, began) {
-        let log = Log::new(began);
+        let log = Log::new(began, None);
         let timed_out = Outcome::<()>::TimedOut;
         return settle(settings, target, timed_out, log, None, || began).map(|won| won.addr);
     }
