@@ -238,6 +238,57 @@ mod tests {
         );
     }
 
+    mod keeping_whole {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn families() -> impl Strategy<Value = IpFamilies> {
+            prop_oneof![
+                Just(IpFamilies::Both),
+                Just(IpFamilies::V4Only),
+                Just(IpFamilies::V6Only)
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// A list is borrowed only when admitting it would change nothing, and every
+            /// short list that admission leaves as it is, with nothing to judge, is borrowed.
+            #[test]
+            fn a_list_kept_whole_is_one_admission_leaves_as_it_is(
+                hosts in prop::collection::vec((any::<bool>(), 1u8..12), 0..20),
+                families in families(),
+                deny_public in any::<bool>(),
+                prefix in any::<bool>(),
+            ) {
+                let list: Vec<SocketAddr> = hosts
+                    .iter()
+                    .map(|(v6, n)| match v6 {
+                        true => SocketAddr::from(([0x2001, 0xdb8, 0x64, 0, 0, 0, 0, *n as u16], 80)),
+                        false => SocketAddr::from(([10, 0, 0, *n], 80)),
+                    })
+                    .collect();
+                let policy = match deny_public {
+                    true => AddressPolicy::deny_non_public(),
+                    false => AddressPolicy::allow_all(),
+                };
+                let dns64 = prefix
+                    .then(|| Nat64Prefix::new("2001:db8:64::".parse().unwrap(), 96).unwrap());
+                let admission = Admission { families, policy: &policy, dns64 };
+                let (mut kept, mut refused) = (Vec::new(), Vec::new());
+                admission.admit(list.clone(), &mut kept, &mut refused);
+                let unchanged = kept == list && refused.is_empty();
+                if admission.keeps_whole(&list) {
+                    prop_assert!(unchanged, "borrowed {list:?}, admitted {kept:?}");
+                }
+                let plain = families == IpFamilies::Both && !deny_public && !prefix;
+                if unchanged && plain && list.len() <= SCAN_LIMIT {
+                    prop_assert!(admission.keeps_whole(&list), "copied {list:?}");
+                }
+            }
+        }
+    }
+
     /// A DNS64 server's synthesis is taken as the IPv4 address inside: judged by the policy as
     /// that address, and a repeat of it when the A answer has it too.
     #[test]
