@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use crate::order::policy::AddressPolicy;
 use crate::resolve::nat64::Nat64Prefix;
+use crate::sync::Keyed;
 
 /// Which address families a connector dials.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -106,7 +107,7 @@ fn unsynthesized(prefix: Nat64Prefix, addr: SocketAddr) -> SocketAddr {
 /// Whether an address is not one of `withdrawn`: a scan for a short list, a hash set for a
 /// long one, so that removing them is linear in both.
 pub(crate) fn not_in(withdrawn: &[SocketAddr]) -> impl FnMut(&SocketAddr) -> bool + '_ {
-    let gone: Option<HashSet<&SocketAddr>> =
+    let gone: Option<HashSet<&SocketAddr, Keyed>> =
         (withdrawn.len() > SCAN_LIMIT).then(|| withdrawn.iter().collect());
     move |addr| match &gone {
         Some(gone) => !gone.contains(addr),
@@ -127,7 +128,7 @@ fn keep_new(
     mut keep: Option<impl FnMut(&SocketAddr) -> bool>,
 ) {
     if addrs.len() > SCAN_LIMIT {
-        let mut seen = HashSet::with_capacity(addrs.len());
+        let mut seen = HashSet::with_capacity_and_hasher(addrs.len(), Keyed);
         seen.extend(addrs[..start].iter().copied());
         let mut index = 0;
         addrs.retain(|addr| {

@@ -22,6 +22,7 @@ use crate::report::observer::Observing;
 use crate::resolve::answers::{Answer, Answering, Family, Heard, Next, Query};
 use crate::resolve::service::endpoint::Endpoints;
 use crate::resolve::service::plan::Plan;
+use crate::sync::Keyed;
 
 /// Why a name's answers gave nothing to dial.
 #[derive(Debug)]
@@ -397,7 +398,7 @@ pub(crate) struct Joining<'a> {
 #[derive(Debug)]
 struct Joined {
     /// Every address admitted so far, so that none is dialed twice.
-    seen: HashSet<SocketAddr>,
+    seen: HashSet<SocketAddr, Keyed>,
     /// For a service lookup, what turns its answers into endpoints.
     plan: Option<Box<Plan>>,
 }
@@ -453,7 +454,7 @@ impl<'a> Joining<'a> {
             count
         });
         if self.refreshing && heard.is_ok() {
-            let listed: HashSet<SocketAddr> = added.iter().copied().collect();
+            let listed: HashSet<SocketAddr, Keyed> = added.iter().copied().collect();
             let covers = |addr: &SocketAddr| answer.family.is_none_or(|f| f == Family::of(addr));
             let gone = seen
                 .iter()
