@@ -124,8 +124,8 @@ pub(crate) struct Core<'p, 'l, 'm> {
     next_start: Option<Instant>,
     /// The last attempt started: when the stagger allows the next one, and its address.
     last: Option<(Option<Instant>, SocketAddr)>,
-    /// How many attempts run; a `u32`, so that [`times_winner`](Self::times_winner) fits
-    /// beside it.
+    /// How many attempts run; a `u32`, so that the flag below fits beside it and the
+    /// connect's boxed future stays within 1,024 bytes.
     running: u32,
     /// Whether the winner's connect time is measured (for the adaptive delay).
     times_winner: bool,
