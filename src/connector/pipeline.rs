@@ -541,11 +541,12 @@ async fn addresses<'a>(
         (None, [one]) if settings.families.allows(one) && settings.policy.allows_all() => {
             return Ok(listed(Cow::Borrowed(target.addrs())));
         }
-        (None, addrs) if !addrs.is_empty() && admission(settings).keeps_whole(addrs) => {
-            return Ok(listed(Cow::Borrowed(addrs)));
-        }
         (None, addrs) => {
-            let admitted = admit(settings, target, addrs.to_vec())?;
+            let admission = admission(settings);
+            if !addrs.is_empty() && admission.keeps_whole(addrs) {
+                return Ok(listed(Cow::Borrowed(addrs)));
+            }
+            let admitted = admit_by(admission, target, addrs.to_vec())?;
             return Ok(listed(Cow::Owned(admitted)));
         }
     };
@@ -600,9 +601,18 @@ pub(crate) fn admit(
     target: &Target,
     list: Vec<SocketAddr>,
 ) -> Result<Vec<SocketAddr>, ConnectError> {
+    admit_by(admission(settings), target, list)
+}
+
+/// [`admit`] by an `admission` already at hand.
+fn admit_by(
+    admission: Admission<'_>,
+    target: &Target,
+    list: Vec<SocketAddr>,
+) -> Result<Vec<SocketAddr>, ConnectError> {
     let mut admitted = Vec::new();
     let mut refused = Vec::new();
-    let filtered = admission(settings).admit(list, &mut admitted, &mut refused);
+    let filtered = admission.admit(list, &mut admitted, &mut refused);
     if admitted.is_empty() {
         let unanswered = match refused.is_empty() {
             true => Unanswered::NoAddresses { filtered },
