@@ -64,9 +64,43 @@ impl Target {
     ///
     /// A [`TargetError`] saying what is wrong with the input.
     pub fn parse(input: &str) -> Result<Self, TargetError> {
+        match Self::parse_plain_name(input) {
+            Some(parsed) => parsed,
+            None => Self::parse_any_form(input),
+        }
+    }
+
+    /// `name:port` for a name of ASCII letters, digits, `-`, `_` and `.` that does not begin
+    /// with a digit, the form most targets take: such a name holds no NUL, bracket, colon,
+    /// IP literal or non-ASCII character to look for, so one scan and the name's own rules
+    /// decide it. `None` for any other input, which [`parse_any_form`](Self::parse_any_form)
+    /// reads, its errors included; on what this takes, the two agree.
+    fn parse_plain_name(input: &str) -> Option<Result<Self, TargetError>> {
+        let (host, port) = input.rsplit_once(':')?;
+        let plain = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.');
+        if host.bytes().next()?.is_ascii_digit() || !host.bytes().all(plain) {
+            return None;
+        }
+        let port = parse_port(port).ok()?;
+        Some(check_name(host).map(|()| Self::ascii_name(host, port)))
+    }
+
+    fn parse_any_form(input: &str) -> Result<Self, TargetError> {
         check_common(input)?;
         let (host, port) = split_host_port(input)?;
         Self::from_checked_host(host, parse_port(port)?)
+    }
+
+    /// A target for `name`, an ASCII name that has passed `check_name`.
+    fn ascii_name(name: &str, port: u16) -> Self {
+        Self {
+            kind: Kind::Name {
+                name: Arc::from(name),
+                port,
+                given: None,
+                service: None,
+            },
+        }
     }
 
     /// Builds a target from a host (a name, an IP literal, or a bracketed IPv6 literal) and a
@@ -116,15 +150,7 @@ impl Target {
         }
         if bare.is_ascii() {
             check_name(bare)?;
-            let name = Arc::from(bare);
-            return Ok(Self {
-                kind: Kind::Name {
-                    name,
-                    port,
-                    given: None,
-                    service: None,
-                },
-            });
+            return Ok(Self::ascii_name(bare, port));
         }
         let ascii = to_ascii(bare).ok_or(TargetError::InvalidIdn)?;
         // UTS 46 maps full-width digits and ideographic dots, so `１２７。０。０。１` is an
@@ -511,6 +537,35 @@ mod tests {
         assert_eq!(Target::parse("10.0.0.1:80"), Ok(Target::from(v4)));
         let v6: SocketAddr = "[2001:db8::1]:65535".parse().unwrap();
         assert_eq!(Target::parse("[2001:db8::1]:65535"), Ok(Target::from(v6)));
+    }
+
+    mod plain_names {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// Input near the plain form, with the characters that send it elsewhere.
+            #[test]
+            fn the_plain_reading_agrees_with_the_general_one(
+                input in "[a-zA-Z0-9._:%\\-\\[\\]\u{0}é]{0,12}:[0-9]{0,6}",
+            ) {
+                if let Some(plain) = Target::parse_plain_name(&input) {
+                    prop_assert_eq!(plain, Target::parse_any_form(&input));
+                }
+            }
+
+            #[test]
+            fn every_plain_name_is_read_in_one_scan(
+                name in "[a-zA-Z_][a-zA-Z0-9._\\-]{0,20}",
+                port in 1u16..,
+            ) {
+                let input = format!("{name}:{port}");
+                prop_assert!(Target::parse_plain_name(&input).is_some());
+            }
+        }
     }
 
     #[test]
