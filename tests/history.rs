@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{Script, Step, ms, v4, v6};
-use connect_any::{Connector, Resolve, Resolving};
+use connect_any::{ConnectError, Connector, Resolve, Resolving};
 
 /// A resolver whose answers a test can change between connects.
 #[derive(Debug, Default)]
@@ -455,4 +455,69 @@ async fn debug_of_a_busy_connector_is_a_summary() {
     assert!(debug.contains("hosts: 1000"), "{debug}");
     assert!(!debug.contains("host-1.test"), "{debug}");
     assert!(debug.len() < 2000, "{} bytes", debug.len());
+}
+
+/// A name's one address is dialed without the race when nothing needs it (no timeout, no
+/// token, no report): the error must say what the race's would, and a failed remembered
+/// winner must still be forgotten.
+#[tokio::test(start_paused = true)]
+async fn a_names_one_address_fails_as_it_would_in_the_race() {
+    let connector = |answers: &std::sync::Arc<Answers>| {
+        let delayed = DelayedAnswers(answers.clone(), ms(30));
+        Connector::new().resolver(delayed).answer_cache(None)
+    };
+    let answers = Answers::with(&[("one.test", &[v4(1)])]);
+    let remembering = connector(&answers);
+    // The first connect wins and is remembered; the address then refuses.
+    let winning = Script::new(&[(v4(1), Step::Connect(ms(5)))]);
+    let won = remembering
+        .connect_with("one.test:1", winning.dialer())
+        .await;
+    assert_eq!(won.unwrap().addr, v4(1));
+    let refusing = Script::new(&[(v4(1), Step::Fail(ms(100), ErrorKind::ConnectionRefused))]);
+    let alone = remembering
+        .connect_with("one.test:1", refusing.dialer())
+        .await;
+
+    // Forgotten: with a second address the resolver's order holds again (v6 first), which
+    // a remembered v4 winner would have changed.
+    answers.set("one.test", &[v6(1), v4(1)]);
+    let both = Script::new(&[(v6(1), Step::Connect(ms(1))), (v4(1), Step::Connect(ms(1)))]);
+    let won = remembering.connect_with("one.test:1", both.dialer()).await;
+    assert_eq!(won.unwrap().addr, v6(1), "the failed winner was forgotten");
+
+    // A report takes the race: its error is the one to match.
+    let raced = connector(&Answers::with(&[("one.test", &[v4(1)])]))
+        .connect_with_reported("one.test:1", refusing.dialer())
+        .await;
+    for error in [alone.unwrap_err(), raced.unwrap_err()] {
+        let ConnectError::AllAttemptsFailed { attempts, .. } = &error else {
+            panic!("expected every attempt to fail, got {error:?}");
+        };
+        let [attempt] = &attempts[..] else {
+            panic!("expected one attempt, got {attempts:?}");
+        };
+        assert_eq!(attempt.addr(), v4(1));
+        assert_eq!(
+            attempt.started(),
+            ms(30),
+            "the attempt starts with the answer"
+        );
+        assert_eq!(attempt.duration(), ms(100));
+        assert_eq!(attempt.error().kind(), ErrorKind::ConnectionRefused);
+    }
+}
+
+/// `Answers` after a delay, so that the attempt's start is told apart from the connect's.
+#[derive(Debug)]
+struct DelayedAnswers(std::sync::Arc<Answers>, Duration);
+
+impl Resolve for DelayedAnswers {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolving<'a> {
+        let answer = self.0.resolve(host, port);
+        Box::pin(async move {
+            tokio::time::sleep(self.1).await;
+            answer.await
+        })
+    }
 }

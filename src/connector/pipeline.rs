@@ -7,6 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::Either;
@@ -210,12 +211,7 @@ where
             || began,
         );
     }
-    // With no deadline, no attempt timeout and no token, the attempt's bounds have nothing to
-    // watch: it is awaited as it is.
-    let unbounded = limits.deadline.is_none()
-        && settings.attempt_timeout.is_none()
-        && !limits.cancel.has_token();
-    let ended = match unbounded {
+    let ended = match unbounded(limits.deadline, settings.attempt_timeout, limits.cancel) {
         true => Bounded::Done((0, dial.dial(addr).await)),
         false => {
             let attempt = Dialing::new(0, dial.dial(addr), began, settings.attempt_timeout);
@@ -236,7 +232,8 @@ where
         ended => ended,
     };
     let now = Instant::now();
-    let (outcome, log) = direct_outcome(ended, addr, began, now);
+    let mut log = Log::new(began, None);
+    let outcome = direct_outcome(ended, addr, began, now, &mut log);
     note_missing_routes(settings, &outcome, &log);
     if cached {
         expire_when_all_failed(settings, target, &outcome);
@@ -244,27 +241,90 @@ where
     settle(settings, target, outcome, log, None, || now)
 }
 
-/// The direct path's one attempt, ended at `now`, as a race's outcome and log: the log lists
-/// the attempt only if it did not connect.
+/// With no deadline, no attempt timeout and no token, an attempt's bounds have nothing to
+/// watch: it may be awaited as it is.
+fn unbounded(
+    deadline: Option<Instant>,
+    attempt_timeout: Option<Duration>,
+    cancel: Cancel<'_>,
+) -> bool {
+    deadline.is_none() && attempt_timeout.is_none() && !cancel.has_token()
+}
+
+/// The race over `addrs`; or, for a name's one address, with no answer still to come,
+/// nothing to bound and nothing to tell (no observer, no debug tracing of the race's steps),
+/// its one attempt dialed as the direct path dials a literal. A plain function, so that the
+/// connect's state holds the chosen future and nothing of the choice.
+#[inline]
+fn alone_or_race<'r, 'm, S, D, Fut>(
+    addrs: Cow<'r, [SocketAddr]>,
+    later: Option<Later<'r>>,
+    pace: Pace<'r>,
+    dial: &'r mut D,
+    log: &'r mut Log<'m>,
+) -> impl Future<Output = Outcome<S>>
+where
+    'm: 'r,
+    D: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<S>>,
+{
+    let unbounded = unbounded(pace.deadline, pace.attempt_timeout, pace.cancel);
+    let quiet = !log.is_observed() && !tracing::enabled!(tracing::Level::DEBUG);
+    match &*addrs {
+        [addr] if later.is_none() && unbounded && quiet => {
+            let addr = *addr;
+            let attempt = move || dial(addr);
+            Either::Left(dial_alone(attempt, addr, pace.times_winner, log))
+        }
+        _ => Either::Right(race(addrs, later, pace, dial, log)),
+    }
+}
+
+/// A name's one address dialed as the direct path dials a literal, to the race's outcome;
+/// the winner's connect time is taken if `times_winner`.
+async fn dial_alone<S, Fut: Future<Output = io::Result<S>>>(
+    attempt: impl FnOnce() -> Fut,
+    addr: SocketAddr,
+    times_winner: bool,
+    log: &mut Log<'_>,
+) -> Outcome<S> {
+    let began = Instant::now();
+    // Made here rather than passed in, so that the state holds one copy of the attempt.
+    match attempt().await {
+        Ok(stream) => {
+            let took = times_winner.then(|| began.elapsed());
+            let report = None;
+            Outcome::Won(Won {
+                stream,
+                addr,
+                took,
+                report,
+            })
+        }
+        failed => direct_outcome(Bounded::Done((0, failed)), addr, began, Instant::now(), log),
+    }
+}
+
+/// The direct path's one attempt, begun at `began` and ended at `now`, as a race's outcome,
+/// written in `log`: the log lists the attempt only if it did not connect.
 #[inline(always)]
 pub(crate) fn direct_outcome<S>(
     ended: Bounded<(usize, io::Result<S>)>,
     addr: SocketAddr,
     began: Instant,
     now: Instant,
-) -> (Outcome<S>, Log<'static>) {
-    let mut log = Log::new(began, None);
-    let outcome = match ended {
+    log: &mut Log<'_>,
+) -> Outcome<S> {
+    match ended {
         Bounded::Done((_, Ok(stream))) => {
             let took = Some(now - began);
             let report = None;
-            let won = Won {
+            Outcome::Won(Won {
                 stream,
                 addr,
                 took,
                 report,
-            };
-            return (Outcome::Won(won), log);
+            })
         }
         Bounded::Done((_, Err(error))) => {
             let index = log.start(addr, began);
@@ -279,8 +339,7 @@ pub(crate) fn direct_outcome<S>(
             log.start(addr, began);
             Outcome::Cancelled
         }
-    };
-    (outcome, log)
+    }
 }
 
 /// Everything else: addresses from overrides, the resolver or the target, then the race.
@@ -340,7 +399,7 @@ where
             begins_with_connect: literals && !learns_nat64,
             ..pace(settings, limits)
         };
-        race(addrs, later, pace, &mut dial, &mut log).await
+        alone_or_race(addrs, later, pace, &mut dial, &mut log).await
     };
     note_missing_routes(settings, &outcome, &log);
     if cached {

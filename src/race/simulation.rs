@@ -423,7 +423,8 @@ fn connect_direct(
         }
     };
     let now = world.borrow().now();
-    let (outcome, log) = direct_outcome(ended, addr, began, now);
+    let mut log = Log::new(began, None);
+    let outcome = direct_outcome(ended, addr, began, now, &mut log);
     settle(settings, target, outcome, log, None, || now).map(|won| won.addr)
 }
 
