@@ -75,6 +75,9 @@ pub(crate) struct WinnerMemory {
     winners: Mutex<ExpiringMap<HostKey, SocketAddr, Prehashed>>,
     /// Whether anything can be remembered, known without the lock.
     enabled: bool,
+    /// The first eighth of the time to live, in which a winner confirmed again is not stored
+    /// anew; known without the lock.
+    fresh_for: Duration,
 }
 
 impl WinnerMemory {
@@ -82,6 +85,7 @@ impl WinnerMemory {
         let winners = ExpiringMap::with_hasher(capacity, ttl, Prehashed);
         Self {
             enabled: winners.is_enabled(),
+            fresh_for: winners.ttl() / 8,
             winners: Mutex::new(winners),
         }
     }
@@ -102,14 +106,12 @@ impl WinnerMemory {
     /// which spares a busy connector two map updates per connect, and delays its expiry by at
     /// most that eighth.
     pub(crate) fn remember(&self, key: &HostKey, addr: SocketAddr, recalled: Option<Recalled>) {
-        let mut winners = lock(&self.winners);
         let now = Instant::now();
         let fresh = recalled.is_some_and(|recalled| {
-            recalled.addr == addr
-                && now.saturating_duration_since(recalled.stored) < winners.ttl() / 8
+            recalled.addr == addr && now.saturating_duration_since(recalled.stored) < self.fresh_for
         });
         if !fresh {
-            winners.store(key.clone(), now, |_| addr);
+            lock(&self.winners).store(key.clone(), now, |_| addr);
         }
     }
 
