@@ -221,13 +221,7 @@ where
     let ended = match ended {
         // A plain win has nothing to log, learn or tell, and needs no second clock reading.
         Bounded::Done((_, Ok(stream))) if !settings.adaptive_delay => {
-            let (took, report) = (None, None);
-            return Ok(Won {
-                stream,
-                addr,
-                took,
-                report,
-            });
+            return Ok(Won::new(stream, addr, None));
         }
         ended => ended,
     };
@@ -293,13 +287,7 @@ async fn dial_alone<S, Fut: Future<Output = io::Result<S>>>(
     match attempt().await {
         Ok(stream) => {
             let took = times_winner.then(|| began.elapsed());
-            let report = None;
-            Outcome::Won(Won {
-                stream,
-                addr,
-                took,
-                report,
-            })
+            Outcome::Won(Won::new(stream, addr, took))
         }
         failed => direct_outcome(Bounded::Done((0, failed)), addr, began, Instant::now(), log),
     }
@@ -316,16 +304,7 @@ pub(crate) fn direct_outcome<S>(
     log: &mut Log<'_>,
 ) -> Outcome<S> {
     match ended {
-        Bounded::Done((_, Ok(stream))) => {
-            let took = Some(now - began);
-            let report = None;
-            Outcome::Won(Won {
-                stream,
-                addr,
-                took,
-                report,
-            })
-        }
+        Bounded::Done((_, Ok(stream))) => Outcome::Won(Won::new(stream, addr, Some(now - began))),
         Bounded::Done((_, Err(error))) => {
             let index = log.start(addr, began);
             log.fail(index, error, now);

@@ -84,6 +84,19 @@ pub(crate) struct Won<S> {
     pub(crate) report: Option<Box<ConnectReport>>,
 }
 
+impl<S> Won<S> {
+    /// A winner without a report, which the connect adds when it settles.
+    pub(crate) fn new(stream: S, addr: SocketAddr, took: Option<Duration>) -> Self {
+        let report = None;
+        Self {
+            stream,
+            addr,
+            took,
+            report,
+        }
+    }
+}
+
 /// How a race ended; the attempts are in the log.
 #[derive(Debug)]
 pub(crate) enum Outcome<S> {
@@ -225,13 +238,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                     self.log.won(index, now);
                     let (addr, started) = self.log.attempt(index);
                     let took = self.times_winner.then(|| now - started);
-                    let report = None;
-                    return Some(Outcome::Won(Won {
-                        stream,
-                        addr,
-                        took,
-                        report,
-                    }));
+                    return Some(Outcome::Won(Won::new(stream, addr, took)));
                 }
                 for _ in 0..failures {
                     self.start_next(now, driver);
