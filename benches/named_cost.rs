@@ -1,5 +1,9 @@
 //! Where the time of a named connect goes, beyond tokio's: each round times every variant below
-//! once, in an order that rotates from round to round, and the medians are compared.
+//! once, in an order shuffled anew each round, and the medians are compared.
+//!
+//! Shuffled rather than rotated: a rotation puts every variant after the same neighbour in nine
+//! rounds of ten, and what ran just before changes a connect's time, by what it left in the
+//! caches (see BENCHMARKS.md). Shuffled, each variant follows each other one as often.
 //!
 //! A connect by name through `Connector::connect` (no answer cache) costs our resolver's
 //! lookup, our pipeline around it (target, resolution, ordering, memory, race or lone attempt)
@@ -148,12 +152,14 @@ fn median(times: &mut [Duration]) -> Duration {
     times[times.len() / 2]
 }
 
-/// Interleaved rounds of every variant; the median of each.
+/// Interleaved rounds of every variant, each round in a new order; the median of each.
 async fn medians(connectors: Connectors, name: String, addr: SocketAddr) -> Vec<Duration> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); VARIANTS.len()];
+    let mut order: Vec<usize> = (0..VARIANTS.len()).collect();
+    let mut shuffler = Shuffler(0x9e37_79b9_7f4a_7c15);
     for round in 0..WARM_UP + ROUNDS {
-        for step in 0..VARIANTS.len() {
-            let variant = (step + round) % VARIANTS.len();
+        shuffler.shuffle(&mut order);
+        for &variant in &order {
             let took = connectors.once(variant, &name, addr).await;
             if round >= WARM_UP {
                 times[variant].push(took);
@@ -161,6 +167,21 @@ async fn medians(connectors: Connectors, name: String, addr: SocketAddr) -> Vec<
         }
     }
     times.iter_mut().map(|t| median(t)).collect()
+}
+
+/// Fisher-Yates over xorshift64: the same orders on every run, and no dependency for them.
+struct Shuffler(u64);
+
+impl Shuffler {
+    fn shuffle(&mut self, items: &mut [usize]) {
+        for last in (1..items.len()).rev() {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            let pick = (self.0 % (last as u64 + 1)) as usize;
+            items.swap(last, pick);
+        }
+    }
 }
 
 fn report(medians: &[Duration]) {
@@ -187,7 +208,9 @@ fn main() {
     let addr = listen_on_a_thread().unwrap();
     // `localhost` must reach the listener by its IPv4 address, whatever else it resolves to.
     let name = format!("localhost:{}", addr.port());
-    println!("{ROUNDS} rounds (after {WARM_UP} warm-up), each variant once per round, medians");
+    println!(
+        "{ROUNDS} rounds (after {WARM_UP} warm-up), each variant once per round in a shuffled order, medians"
+    );
     println!("current_thread, from block_on:");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
