@@ -248,6 +248,8 @@ pub(crate) fn bounded<F: Future>(
 impl<F: Future> Future for BoundedFuture<'_, F> {
     type Output = Bounded<F::Output>;
 
+    // Out of line: the paths that need no bounds should not carry its code.
+    #[inline(never)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (work, timer, deadline) = (this.work, this.timer, *this.deadline);

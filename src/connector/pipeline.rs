@@ -192,24 +192,10 @@ where
         return Err(no_time_driver(target));
     }
     if limits.cancel.is_cancelled() {
-        return settle(
-            settings,
-            target,
-            Outcome::Cancelled,
-            Log::new(began, None),
-            None,
-            || began,
-        );
+        return ended_before_dialing(settings, target, Outcome::Cancelled, began);
     }
     if is_past(limits.deadline, began) {
-        return settle(
-            settings,
-            target,
-            Outcome::TimedOut,
-            Log::new(began, None),
-            None,
-            || began,
-        );
+        return ended_before_dialing(settings, target, Outcome::TimedOut, began);
     }
     let ended = match unbounded(limits.deadline, settings.attempt_timeout, limits.cancel) {
         true => Bounded::Done((0, dial.dial(addr).await)),
@@ -218,13 +204,46 @@ where
             bounded(attempt, limits.deadline, limits.cancel).await
         }
     };
-    let ended = match ended {
+    match ended {
         // A plain win has nothing to log, learn or tell, and needs no second clock reading.
         Bounded::Done((_, Ok(stream))) if !settings.adaptive_delay => {
-            return Ok(Won::new(stream, addr, None));
+            Ok(Won::new(stream, addr, None))
         }
-        ended => ended,
-    };
+        ended => direct_ended(settings, target, addr, cached, began, ended),
+    }
+}
+
+/// A direct connect that ended before its attempt began: cancelled, or past its deadline.
+/// Out of line, as the other rare ends are, so that the attempt's own path stays short.
+#[cold]
+#[inline(never)]
+fn ended_before_dialing<S>(
+    settings: &Settings,
+    target: &Target,
+    outcome: Outcome<S>,
+    began: Instant,
+) -> Result<Won<S>, ConnectError> {
+    settle(
+        settings,
+        target,
+        outcome,
+        Log::new(began, None),
+        None,
+        || began,
+    )
+}
+
+/// The direct path's attempt, begun at `began`, ended other than as a plain win: logged,
+/// learnt from and settled.
+#[inline(never)]
+fn direct_ended<S>(
+    settings: &Settings,
+    target: &Target,
+    addr: SocketAddr,
+    cached: bool,
+    began: Instant,
+    ended: Bounded<(usize, io::Result<S>)>,
+) -> Result<Won<S>, ConnectError> {
     let now = Instant::now();
     let mut log = Log::new(began, None);
     let outcome = direct_outcome(ended, addr, began, now, &mut log);
@@ -451,6 +470,7 @@ pub(crate) fn admit_literal(settings: &Settings, target: &Target) -> Result<(), 
     admit(settings, target, target.addrs().to_vec()).map(drop)
 }
 
+#[cold]
 fn no_time_driver(target: &Target) -> ConnectError {
     ConnectError::NoTimeDriver {
         host: target.to_string(),

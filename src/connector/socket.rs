@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,15 +163,67 @@ impl SocketOptions {
 
     #[inline]
     fn socket_for(&self, addr: SocketAddr) -> io::Result<TcpSocket> {
-        let (socket, local) = match addr {
-            SocketAddr::V4(_) => (TcpSocket::new_v4()?, self.local_v4.map(Into::into)),
-            SocketAddr::V6(_) => (TcpSocket::new_v6()?, self.local_v6.map(Into::into)),
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if !self.changes_nothing() {
+            self.apply(&socket, addr)?;
+        }
+        Ok(socket)
+    }
+
+    /// Whether every option is left as the system has it: the default, with nothing to apply.
+    /// One test in the connect's code, so that the options' own code stays out of its way.
+    fn changes_nothing(&self) -> bool {
+        // Destructured without `..`, so that an option added later must be counted here.
+        let Self {
+            nodelay,
+            keepalive,
+            send_buffer_size,
+            recv_buffer_size,
+            reuse_address,
+            local_v4,
+            local_v6,
+            #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+            tcp_user_timeout,
+            #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+            device,
+            #[cfg(any(target_vendor = "apple", docsrs))]
+            interface_index,
+            before_connect,
+        } = self;
+        let mut unset = !nodelay
+            && keepalive.is_none()
+            && send_buffer_size.is_none()
+            && recv_buffer_size.is_none()
+            && !reuse_address
+            && local_v4.is_none()
+            && local_v6.is_none()
+            && before_connect.is_none();
+        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+        {
+            unset &= tcp_user_timeout.is_none() && device.is_none();
+        }
+        #[cfg(any(target_vendor = "apple", docsrs))]
+        {
+            unset &= interface_index.is_none();
+        }
+        unset
+    }
+
+    /// Applies the options to `socket`, bound for `addr`.
+    #[inline(never)]
+    fn apply(&self, socket: &TcpSocket, addr: SocketAddr) -> io::Result<()> {
+        let local: Option<IpAddr> = match addr {
+            SocketAddr::V4(_) => self.local_v4.map(Into::into),
+            SocketAddr::V6(_) => self.local_v6.map(Into::into),
         };
         if self.nodelay {
             socket.set_nodelay(true)?;
         }
         if let Some(keepalive) = &self.keepalive {
-            keepalive.apply(&SockRef::from(&socket))?;
+            keepalive.apply(&SockRef::from(socket))?;
         }
         if let Some(size) = self.send_buffer_size {
             socket.set_send_buffer_size(size)?;
@@ -186,7 +238,7 @@ impl SocketOptions {
         {
             if let Some(timeout) = self.tcp_user_timeout {
                 let timeout = timeout.min(MAX_USER_TIMEOUT);
-                SockRef::from(&socket).set_tcp_user_timeout(Some(timeout))?;
+                SockRef::from(socket).set_tcp_user_timeout(Some(timeout))?;
             }
             if let Some(device) = &self.device {
                 socket.bind_device(Some(device))?;
@@ -194,20 +246,20 @@ impl SocketOptions {
         }
         #[cfg(target_vendor = "apple")]
         if let Some(index) = self.interface_index {
-            let socket = SockRef::from(&socket);
+            let socket = SockRef::from(socket);
             match addr {
                 SocketAddr::V4(_) => socket.bind_device_by_index_v4(Some(index))?,
                 SocketAddr::V6(_) => socket.bind_device_by_index_v6(Some(index))?,
             }
         }
         if let Some(ip) = local {
-            defer_port_choice(&socket);
+            defer_port_choice(socket);
             socket.bind(SocketAddr::new(ip, 0))?;
         }
         if let Some(hook) = &self.before_connect {
-            hook(&socket, addr)?;
+            hook(socket, addr)?;
         }
-        Ok(socket)
+        Ok(())
     }
 }
 
