@@ -79,8 +79,15 @@ impl<K: Clone + Eq + Hash, V, S: BuildHasher> ExpiringMap<K, V, S> {
     where
         V: Clone,
     {
-        let (value, stored) = self.get_mut(key, now)?;
-        Some((value.clone(), stored))
+        // One lookup: `get_mut` needs a second, to hand out a borrow it may not keep.
+        match self.entries.get(key) {
+            Some(entry) if entry.is_fresh(now) => Some((entry.value.clone(), entry.stored)),
+            Some(_) => {
+                self.remove(key);
+                None
+            }
+            None => None,
+        }
     }
 
     /// The value for `key`, to read or change in place, and when it was stored, unless it has

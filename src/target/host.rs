@@ -49,16 +49,23 @@ pub(crate) fn split_host_port(input: &str) -> Result<(&str, &str), TargetError> 
     Ok((host, port))
 }
 
+/// A decimal port, 1 to 65535, in at most five digits (so `00080` is 80 and `065535` is
+/// refused). Read digit by digit: five digits cannot overflow a `u32`, and the standard
+/// parser's generality (signs, radixes, overflow checks) is not needed.
 pub(crate) fn parse_port(text: &str) -> Result<u16, TargetError> {
     if text.is_empty() {
         return Err(TargetError::MissingPort);
     }
-    if text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.len() > 5 {
         return Err(TargetError::InvalidPort);
     }
-    match text.parse::<u16>() {
-        Ok(0) | Err(_) => Err(TargetError::InvalidPort),
-        Ok(port) => Ok(port),
+    let value = text.bytes().try_fold(0u32, |value, byte| {
+        byte.is_ascii_digit()
+            .then(|| value * 10 + u32::from(byte - b'0'))
+    });
+    match value.map(u16::try_from) {
+        Some(Ok(port)) if port != 0 => Ok(port),
+        _ => Err(TargetError::InvalidPort),
     }
 }
 
