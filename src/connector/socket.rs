@@ -311,6 +311,65 @@ mod tests {
         );
     }
 
+    /// The default is the only setting with nothing to apply: each option set alone is applied.
+    #[test]
+    fn every_option_alone_is_something_to_apply() {
+        let default = SocketOptions::default;
+        assert!(default().changes_nothing());
+        let each: Vec<SocketOptions> = vec![
+            SocketOptions {
+                nodelay: true,
+                ..default()
+            },
+            SocketOptions {
+                keepalive: Some(Keepalive::new()),
+                ..default()
+            },
+            SocketOptions {
+                send_buffer_size: Some(1),
+                ..default()
+            },
+            SocketOptions {
+                recv_buffer_size: Some(1),
+                ..default()
+            },
+            SocketOptions {
+                reuse_address: true,
+                ..default()
+            },
+            SocketOptions {
+                local_v4: Some(Ipv4Addr::LOCALHOST),
+                ..default()
+            },
+            SocketOptions {
+                local_v6: Some(Ipv6Addr::LOCALHOST),
+                ..default()
+            },
+            #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+            SocketOptions {
+                tcp_user_timeout: Some(Duration::from_secs(1)),
+                ..default()
+            },
+            #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+            SocketOptions {
+                device: Some(b"lo".to_vec()),
+                ..default()
+            },
+            #[cfg(any(target_vendor = "apple", docsrs))]
+            SocketOptions {
+                interface_index: std::num::NonZeroU32::new(1),
+                ..default()
+            },
+            SocketOptions {
+                before_connect: Some(Arc::new(|_, _| Ok(()))),
+                ..default()
+            },
+        ];
+        for options in each {
+            assert!(!options.changes_nothing(), "{options:?}");
+        }
+    }
+
     #[test]
     fn keepalive_timings_are_brought_into_the_kernels_range() {
         let secs = Duration::from_secs;
