@@ -246,6 +246,26 @@ mod tests {
         assert_eq!(parse_port("+80"), Err(TargetError::InvalidPort));
         assert_eq!(parse_port(""), Err(TargetError::MissingPort));
     }
+
+    proptest::proptest! {
+        /// Read digit by digit, a port is what the standard parser makes of at most five
+        /// ASCII digits, 0 refused.
+        #[test]
+        fn ports_read_as_the_standard_parser_reads_them(
+            text in "[01]{1,6}|[0-9]{5}|[0-9+\\- a٣]{0,7}",
+        ) {
+            let standard = match text.parse::<u16>() {
+                _ if text.is_empty() => Err(TargetError::MissingPort),
+                _ if text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) => {
+                    Err(TargetError::InvalidPort)
+                }
+                Ok(0) | Err(_) => Err(TargetError::InvalidPort),
+                Ok(port) => Ok(port),
+            };
+            proptest::prop_assert_eq!(parse_port(&text), standard);
+        }
+    }
+
     /// Built without IDN support, literals and ASCII names work, and a non-ASCII name is a
     /// clear error.
     #[cfg(not(feature = "idn"))]
