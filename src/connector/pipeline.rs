@@ -167,9 +167,7 @@ fn expire_when_all_failed<S>(settings: &Settings, target: &Target, outcome: &Out
 /// the address policy, and not an IPv4 address on a host known to need NAT64 for it.
 #[inline]
 fn dialed_directly(settings: &Settings, addr: &SocketAddr) -> bool {
-    // `allows_all` first: the default policy is then decided without a call.
-    let policy = &settings.policy;
-    let allowed = settings.families.allows(addr) && (policy.allows_all() || policy.allows(addr));
+    let allowed = settings.families.allows(addr) && settings.policy.allows(addr);
     allowed && !(may_synthesize(addr) && synthesizes(settings))
 }
 
