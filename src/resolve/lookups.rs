@@ -316,8 +316,8 @@ struct Call {
 }
 
 impl Call {
-    /// Records the answer, if none was, frees the call's slot or its place among the abandoned,
-    /// and wakes every waiter.
+    /// Records the answer, if none was, wakes every waiter, and frees the call's slot or its
+    /// place among the abandoned.
     fn answer(&mut self, answer: io::Result<Vec<SocketAddr>>) {
         self.answered = true;
         let (wakers, slot) = {
@@ -331,8 +331,9 @@ impl Call {
             }
             (std::mem::take(&mut state.wakers), state.slot.take())
         };
-        drop(slot);
+        // Waiters first: giving the slot back can wait, they should not.
         wakers.wake_all();
+        drop(slot);
     }
 }
 

@@ -72,17 +72,20 @@ impl Target {
 
     /// `name:port` for a name of ASCII letters, digits, `-`, `_` and `.` that does not begin
     /// with a digit, the form most targets take: such a name holds no NUL, bracket, colon,
-    /// IP literal or non-ASCII character to look for, so one scan and the name's own rules
-    /// decide it. `None` for any other input, which [`parse_any_form`](Self::parse_any_form)
+    /// IP literal or non-ASCII character to look for, so the name's own rules decide it in
+    /// one scan (they report any other character before anything else, and such a host is
+    /// not plain). `None` for any other input, which [`parse_any_form`](Self::parse_any_form)
     /// reads, its errors included; on what this takes, the two agree.
     fn parse_plain_name(input: &str) -> Option<Result<Self, TargetError>> {
         let (host, port) = input.rsplit_once(':')?;
-        let plain = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.');
-        if host.bytes().next()?.is_ascii_digit() || !host.bytes().all(plain) {
+        if host.bytes().next()?.is_ascii_digit() {
             return None;
         }
         let port = parse_port(port).ok()?;
-        Some(check_name(host).map(|()| Self::ascii_name(host, port)))
+        match check_name(host) {
+            Err(TargetError::InvalidCharacter(_)) => None,
+            checked => Some(checked.map(|()| Self::ascii_name(host, port))),
+        }
     }
 
     fn parse_any_form(input: &str) -> Result<Self, TargetError> {
