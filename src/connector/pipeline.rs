@@ -616,8 +616,7 @@ async fn addresses<'a>(
     // One key for the cache and the memory; neither is locked when disabled.
     let remembers = settings.memory.is_enabled();
     let key = (remembers || settings.cache.is_some()).then(|| HostKey::new(name, port));
-    // The resolver's answers are filtered by family and policy as they come.
-    let mut gathered = resolve(
+    let asked = ask(
         settings,
         target,
         (name, port),
@@ -625,10 +624,29 @@ async fn addresses<'a>(
         limits,
         endpoints,
         observing,
-    )
-    .await?;
+    );
+    // Recalled while the resolver works: it needs no answer.
     let key = key.filter(|_| remembers);
     let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
+    let gathered = match asked {
+        Asked::AtHand(gathered) => gathered?,
+        // The resolver's answers are filtered by family and policy as they come.
+        Asked::Answering {
+            answers,
+            plan,
+            until,
+        } => gather(
+            answers,
+            admission(settings),
+            (settings.resolution_delay, until),
+            plan,
+            limits.cancel,
+            observing,
+        )
+        .await
+        .map_err(|unanswered| unanswered_error(target, unanswered, limits.began..Instant::now()))?,
+    };
+    let mut gathered = ordered(settings, gathered, limits);
     let remembered = recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
     let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
     if let (Some(remembered), Some(recording)) = (remembered, recording) {
@@ -731,14 +749,26 @@ pub(crate) fn unanswered_error(
     }
 }
 
-/// The answers for `name` within the resolve and overall timeouts: the first addresses in
-/// dialing order (interleaved for Happy Eyeballs), and the answers still to come. Fresh
-/// cached answers are raced without asking the resolver; stale ones are raced at once while a
-/// refresh is asked (see [`from_cache`]); otherwise the resolver is asked, in parts, and its
+/// What asking for a name's addresses gave.
+enum Asked<'a> {
+    /// The first addresses, or why there are none, at hand: the answer cache's.
+    AtHand(Result<Gathered<'a>, ConnectError>),
+    /// Answers to wait for, until `until`; with `plan`, a service lookup's.
+    Answering {
+        answers: Answering<'a>,
+        plan: Option<Box<Plan>>,
+        until: Option<Instant>,
+    },
+}
+
+/// Asks for the answers for `name`, to be waited for within the resolve and overall
+/// timeouts, without waiting: the caller does what needs no answer while the resolver works.
+/// Fresh cached answers are at hand without asking the resolver; stale ones are at hand while
+/// a refresh is asked (see [`from_cache`]); otherwise the resolver is asked, in parts, and its
 /// answers are cached as they come. A service target's HTTPS records, if the resolver can ask
 /// for them, are asked for with its addresses, bypassing the cache, and turned into endpoints
 /// (written to `endpoints`, the dialer's table, if it reads one).
-async fn resolve<'a>(
+fn ask<'a>(
     settings: &'a Settings,
     target: &Target,
     (name, port): (&'a Arc<str>, u16),
@@ -746,7 +776,7 @@ async fn resolve<'a>(
     limits: Limits<'_>,
     endpoints: Option<&Arc<Endpoints>>,
     observing: &mut Observing<'_>,
-) -> Result<Gathered<'a>, ConnectError> {
+) -> Asked<'a> {
     let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
     let until = earliest(limits.deadline, resolve_deadline);
     let service = target.service().and_then(|service| {
@@ -770,7 +800,7 @@ async fn resolve<'a>(
         (Some(answers), _) => answers,
         (None, Some((cache, key))) => {
             match from_cache(settings, target, cache, key, until, observing) {
-                Cached::Gathered(gathered) => return Ok(ordered(settings, gathered?, limits)),
+                Cached::Gathered(gathered) => return Asked::AtHand(gathered),
                 Cached::Refreshing(answers) => answers,
                 Cached::Missing => {
                     let key = key.clone();
@@ -783,18 +813,11 @@ async fn resolve<'a>(
         }
         (None, None) => settings.resolver.resolve_in_parts(name, port),
     };
-    let gathering = gather(
+    Asked::Answering {
         answers,
-        admission(settings),
-        (settings.resolution_delay, until),
         plan,
-        limits.cancel,
-        observing,
-    );
-    let gathered = gathering
-        .await
-        .map_err(|unanswered| unanswered_error(target, unanswered, limits.began..Instant::now()));
-    Ok(ordered(settings, gathered?, limits))
+        until,
+    }
 }
 
 /// What the answer cache gives a connect.

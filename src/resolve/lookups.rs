@@ -65,25 +65,46 @@ impl Lookups {
 
     /// Looks `host` up, joining a lookup of the same name still in flight.
     ///
+    /// Inside a runtime the lookup is joined, and its call started if a slot is free, at once
+    /// rather than at the first poll: the call runs while the caller gets ready to wait for
+    /// it. Outside one, it is joined at the first poll, on the runtime that polls it.
+    ///
     /// An entry is not removed when answered: it is replaced by the next lookup of the name,
     /// and entries whose waiters all left are swept as the table grows.
-    pub(crate) async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        let waiting = Waiting {
-            flight: self.join(host),
+    pub(crate) fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        // Built here, not only joined, so that a lookup dropped unpolled still leaves.
+        let joined = runtime.map(|runtime| self.waiting(host, Some(runtime.id())));
+        async move {
+            let waiting = match joined {
+                Some(joined) => joined,
+                None => self.waiting(host, current_runtime()),
+            };
+            let mut addrs = waiting.await?;
+            // `set_port` keeps an IPv6 address's scope id and flow info.
+            addrs.iter_mut().for_each(|addr| addr.set_port(port));
+            Ok(addrs)
+        }
+    }
+
+    /// A waiter on the flight of `host` on `runtime`.
+    fn waiting(&self, host: &str, runtime: Option<tokio::runtime::Id>) -> Waiting<'_> {
+        Waiting {
+            flight: self.join(host, runtime),
             lookups: self,
             place: None,
             acquiring: None,
             read: false,
-        };
-        let mut addrs = waiting.await?;
-        // `set_port` keeps an IPv6 address's scope id and flow info.
-        addrs.iter_mut().for_each(|addr| addr.set_port(port));
-        Ok(addrs)
+        }
     }
 
-    /// The flight of `host` not yet answered, or a new one, started at once if a slot is free.
-    fn join(&self, host: &str) -> Arc<Flight> {
-        let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    /// The flight of `host` on `runtime` not yet answered, or a new one, started at once if a
+    /// slot is free.
+    fn join(&self, host: &str, runtime: Option<tokio::runtime::Id>) -> Arc<Flight> {
         let host = Name::lowercase(host);
         let hash = hash_once((runtime, host.as_str()));
         let flight = {
@@ -146,6 +167,10 @@ impl Lookups {
             call.answer(answer);
         }));
     }
+}
+
+fn current_runtime() -> Option<tokio::runtime::Id> {
+    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
 }
 
 /// One name's `getaddrinfo` call and the lookups waiting for it. Lookups are shared among
@@ -732,7 +757,7 @@ mod tests {
         let mut flight = None;
         for _ in 0..1000 {
             let mut waiting = Box::pin(Waiting {
-                flight: lookups.join("hung.test"),
+                flight: lookups.join("hung.test", current_runtime()),
                 lookups: &lookups,
                 place: None,
                 acquiring: None,
@@ -860,5 +885,75 @@ mod tests {
             .await
             .expect("the only slot was freed");
         assert_eq!(next.unwrap(), [SocketAddr::from(([127, 0, 0, 1], 80))]);
+    }
+
+    static EAGER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn counts_eager_calls(_host: &str) -> io::Result<Vec<SocketAddr>> {
+        EAGER_CALLS.fetch_add(1, SeqCst);
+        Ok(loopback())
+    }
+
+    /// Waits up to 5 s for `calls` to reach `count`.
+    fn reaches(calls: &AtomicUsize, count: usize) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while calls.load(SeqCst) < count && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        calls.load(SeqCst) == count
+    }
+
+    /// Asked inside a runtime, a lookup's call starts before the lookup is polled; asked
+    /// outside one, at its first poll, on the runtime that polls it.
+    #[test]
+    fn a_lookup_starts_its_call_when_asked_inside_a_runtime() {
+        let lookups = Lookups::new(4, 0, counts_eager_calls);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+
+        let asked_outside = lookups.lookup("outside.test", 80);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(EAGER_CALLS.load(SeqCst), 0, "no runtime, no call");
+        assert_eq!(
+            runtime.block_on(asked_outside).unwrap(),
+            [SocketAddr::from(([127, 0, 0, 1], 80))]
+        );
+        assert_eq!(EAGER_CALLS.load(SeqCst), 1);
+
+        let asked_inside = {
+            let _inside = runtime.enter();
+            lookups.lookup("inside.test", 443)
+        };
+        assert!(reaches(&EAGER_CALLS, 2), "the call ran unpolled");
+        assert_eq!(
+            runtime.block_on(asked_inside).unwrap(),
+            [SocketAddr::from(([127, 0, 0, 1], 443))]
+        );
+        assert_eq!(EAGER_CALLS.load(SeqCst), 2, "and only once");
+    }
+
+    static UNPOLLED_NAMES: Gate = Gate::new();
+    static UNPOLLED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn unpolled_names_hang(host: &str) -> io::Result<Vec<SocketAddr>> {
+        if host == "unpolled.test" {
+            UNPOLLED_CALLS.fetch_add(1, SeqCst);
+            UNPOLLED_NAMES.wait();
+        }
+        Ok(loopback())
+    }
+
+    /// A lookup dropped before its first poll leaves its flight as a polled one does: its
+    /// running call gives the only slot back, so another name still resolves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_dropped_unpolled_gives_its_slot_back() {
+        let _open = UNPOLLED_NAMES.opened_at_the_end();
+        let lookups = Lookups::new(1, 1, unpolled_names_hang);
+        drop(lookups.lookup("unpolled.test", 80));
+        assert!(reaches(&UNPOLLED_CALLS, 1), "the call started");
+        assert_eq!(lookups.abandoned.load(SeqCst), 1);
+        let other = tokio::time::timeout(Duration::from_secs(5), lookups.lookup("other.test", 80));
+        assert!(other.await.is_ok(), "the slot was given back");
     }
 }

@@ -21,7 +21,9 @@ const MAX_ABANDONED_LOOKUPS: usize = 96;
 /// The default resolver: the system's `getaddrinfo`, so it honours `/etc/hosts`, nsswitch and
 /// the system's RFC 6724 order, run on the caller's runtime's blocking pool (`spawn_blocking`).
 ///
-/// Lookups are shared and bounded, process-wide:
+/// A lookup asked for inside a runtime starts at once, not at its first poll, so that the
+/// call runs while the connect gets ready to wait for it (one asked outside a runtime starts
+/// when first polled). Lookups are shared and bounded, process-wide:
 /// - concurrent lookups of one name on one runtime share one `getaddrinfo` call (as Go's
 ///   resolver does); names that differ only in ASCII case are one name (a trailing dot is not
 ///   ignored: it turns off the search domains). Another runtime makes its own call, on its own
