@@ -613,20 +613,23 @@ async fn addresses<'a>(
         return Ok(listed(Cow::Owned(admit(settings, target, given)?)));
     }
     source(observing, AddressSource::Resolver);
-    // One key for the cache and the memory; neither is locked when disabled.
-    let remembers = settings.memory.is_enabled();
-    let key = (remembers || settings.cache.is_some()).then(|| HostKey::new(name, port));
+    // One key for the cache and the memory, made before the resolver is asked only for the
+    // cache; neither is locked when disabled.
+    let cache_key = settings.cache.is_some().then(|| HostKey::new(name, port));
     let asked = ask(
         settings,
         target,
         (name, port),
-        key.as_ref(),
+        cache_key.as_ref(),
         limits,
         endpoints,
         observing,
     );
-    // Recalled while the resolver works: it needs no answer.
-    let key = key.filter(|_| remembers);
+    // Made and recalled while the resolver works: the memory needs no answer.
+    let key = match settings.memory.is_enabled() {
+        true => cache_key.or_else(|| Some(HostKey::new(name, port))),
+        false => None,
+    };
     let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
     let gathered = match asked {
         Asked::AtHand(gathered) => gathered?,
