@@ -76,9 +76,8 @@ impl Lookups {
         host: &'a str,
         port: u16,
     ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a {
-        let runtime = tokio::runtime::Handle::try_current().ok();
         // Built here, not only joined, so that a lookup dropped unpolled still leaves.
-        let joined = runtime.map(|runtime| self.waiting(host, Some(runtime.id())));
+        let joined = current_runtime().map(|runtime| self.waiting(host, Some(runtime)));
         async move {
             let waiting = match joined {
                 Some(joined) => joined,
