@@ -932,6 +932,7 @@ mod tests {
         assert_eq!(EAGER_CALLS.load(SeqCst), 2, "and only once");
     }
 
+    // Not `some_names_hang`: the tests run at once, and that test counts its calls exactly.
     static UNPOLLED_NAMES: Gate = Gate::new();
     static UNPOLLED_CALLS: AtomicUsize = AtomicUsize::new(0);
 
