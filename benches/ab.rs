@@ -20,6 +20,14 @@
 //! and the ratio of ours (`Connector::connect`) to tokio's, by literal, by name without the
 //! answer cache (both sides ask getaddrinfo every time) and by name with it (the default);
 //! then bursts of 1,000 concurrent connects.
+//!
+//! Under each pair a second line says how many connects of each side ended on another CPU than
+//! they began on (Linux only), and compares the medians of those that did not. On a virtual
+//! machine a connect whose thread the kernel wakes on the other vCPU can take twice as long or
+//! more, so the times form two modes; when about half of the connects move, the median falls
+//! between the modes, and a few points more moves on one side swing the median ratio by 10% or
+//! more (BENCHMARKS.md, "0.3: a fourth machine"). The second line tells such a swing from a
+//! cost of the code.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -62,8 +70,59 @@ fn report(pair: &str, tokio: &mut [Duration], ours: &mut [Duration]) {
     );
 }
 
-/// Times one connect of `variant` (0: tokio, 1: connect-any) to `target`.
-async fn once(variant: usize, target: &Target, connector: &Connector) -> Duration {
+/// One timed connect, and whether its thread ended it on another CPU than it began it on.
+#[derive(Clone, Copy)]
+struct Sample {
+    took: Duration,
+    moved: bool,
+}
+
+/// The CPU the calling thread runs on, where the system tells it (Linux's `sched_getcpu(3)`,
+/// which glibc answers from memory the kernel keeps current, without a system call).
+fn cpu() -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `sched_getcpu` takes no argument and reads only the calling thread's CPU.
+    return Some(unsafe { libc::sched_getcpu() });
+    #[cfg(not(target_os = "linux"))]
+    return None;
+}
+
+/// [`report`] for a pair's samples, then the share of connects that moved to another CPU on
+/// each side and the median ratio of those that did not, if the system tells the CPU.
+fn report_samples(pair: &str, tokio: &[Sample], ours: &[Sample]) {
+    let took = |samples: &[Sample]| samples.iter().map(|s| s.took).collect::<Vec<_>>();
+    report(pair, &mut took(tokio), &mut took(ours));
+    if cpu().is_none() {
+        return;
+    }
+    let moved = |samples: &[Sample]| {
+        let share = samples.iter().filter(|s| s.moved).count() as f64 / samples.len() as f64;
+        let mut stayed: Vec<Duration> = samples
+            .iter()
+            .filter(|s| !s.moved)
+            .map(|s| s.took)
+            .collect();
+        stayed.sort();
+        (share * 100.0, stayed.get(stayed.len() / 2).copied())
+    };
+    let ((tokio_moved, tokio_stayed), (our_moved, our_stayed)) = (moved(tokio), moved(ours));
+    print!(
+        "{:<8} moved to another CPU: tokio {tokio_moved:4.1}%, connect-any {our_moved:4.1}%",
+        ""
+    );
+    match (tokio_stayed, our_stayed) {
+        (Some(theirs), Some(ours)) => println!(
+            " | stayed: medians {theirs:>8.1?} and {ours:>8.1?}, ratio {:.3}x",
+            ours.as_secs_f64() / theirs.as_secs_f64()
+        ),
+        _ => println!(),
+    }
+}
+
+/// Times one connect of `variant` (0: tokio, 1: connect-any) to `target`; the CPU is read
+/// outside the timed span.
+async fn once(variant: usize, target: &Target, connector: &Connector) -> Sample {
+    let cpu_before = cpu();
     let began = Instant::now();
     let stream = match (variant, target) {
         (0, Target::Addr(addr)) => TcpStream::connect(addr).await.unwrap(),
@@ -72,8 +131,9 @@ async fn once(variant: usize, target: &Target, connector: &Connector) -> Duratio
         (_, Target::Name(name)) => connector.connect(name.as_str()).await.unwrap(),
     };
     let took = began.elapsed();
+    let moved = cpu() != cpu_before;
     reset(stream);
-    took
+    Sample { took, moved }
 }
 
 #[derive(Clone)]
@@ -83,11 +143,11 @@ enum Target {
 }
 
 /// Interleaved rounds of one pair: tokio's times and ours, through `connector`.
-async fn pair(target: Target, connector: Connector) -> [Vec<Duration>; 2] {
+async fn pair(target: Target, connector: Connector) -> [Vec<Sample>; 2] {
     for round in 0..WARM_UP {
         once(round % 2, &target, &connector).await;
     }
-    let mut times: [Vec<Duration>; 2] = Default::default();
+    let mut times: [Vec<Sample>; 2] = Default::default();
     for round in 0..ROUNDS {
         let first = round % 2;
         for variant in [first, 1 - first] {
@@ -149,7 +209,7 @@ impl Setup {
         builder.enable_all().build().unwrap()
     }
 
-    fn pair(self, runtime: &Runtime, target: Target, connector: Connector) -> [Vec<Duration>; 2] {
+    fn pair(self, runtime: &Runtime, target: Target, connector: Connector) -> [Vec<Sample>; 2] {
         match self {
             Setup::MultiThreadTask => runtime
                 .block_on(runtime.spawn(pair(target, connector)))
@@ -195,16 +255,16 @@ fn main() {
         println!("{}:", setup.name());
         let runtime = setup.runtime();
         let connector = Connector::new;
-        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Addr(addr), connector());
-        report("literal", &mut tokio, &mut ours);
+        let [tokio, ours] = setup.pair(&runtime, Target::Addr(addr), connector());
+        report_samples("literal", &tokio, &ours);
         // Without the answer cache, both sides ask getaddrinfo on every connect: the cost of
         // our machinery around the same lookup.
         let uncached = connector().answer_cache(None);
-        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Name(name.clone()), uncached);
-        report("name", &mut tokio, &mut ours);
+        let [tokio, ours] = setup.pair(&runtime, Target::Name(name.clone()), uncached);
+        report_samples("name", &tokio, &ours);
         // With it (the default), ours asks once.
-        let [mut tokio, mut ours] = setup.pair(&runtime, Target::Name(name.clone()), connector());
-        report("cached", &mut tokio, &mut ours);
+        let [tokio, ours] = setup.pair(&runtime, Target::Name(name.clone()), connector());
+        report_samples("cached", &tokio, &ours);
     }
 
     let runtime = Setup::MultiThreadTask.runtime();
