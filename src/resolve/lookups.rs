@@ -71,22 +71,14 @@ impl Lookups {
     ///
     /// An entry is not removed when answered: it is replaced by the next lookup of the name,
     /// and entries whose waiters all left are swept as the table grows.
-    pub(crate) fn lookup<'a>(
-        &'a self,
-        host: &'a str,
-        port: u16,
-    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a {
+    pub(crate) fn lookup<'a>(&'a self, host: &'a str, port: u16) -> Lookup<'a> {
         // Built here, not only joined, so that a lookup dropped unpolled still leaves.
-        let joined = current_runtime().map(|runtime| self.waiting(host, Some(runtime)));
-        async move {
-            let waiting = match joined {
-                Some(joined) => joined,
-                None => self.waiting(host, current_runtime()),
-            };
-            let mut addrs = waiting.await?;
-            // `set_port` keeps an IPv6 address's scope id and flow info.
-            addrs.iter_mut().for_each(|addr| addr.set_port(port));
-            Ok(addrs)
+        let waiting = current_runtime().map(|runtime| self.waiting(host, Some(runtime)));
+        Lookup {
+            lookups: self,
+            host,
+            port,
+            waiting,
         }
     }
 
@@ -165,6 +157,32 @@ impl Lookups {
             let answer = blocking(call.flight.host.as_str());
             call.answer(answer);
         }));
+    }
+}
+
+/// One lookup of a name's addresses, each with the port asked for: a waiter on its flight,
+/// joined when it was made or, outside a runtime, at its first poll. Written out rather than
+/// as an `async` block, so that a connect's poll of its answer goes through one small step.
+pub(crate) struct Lookup<'a> {
+    lookups: &'a Lookups,
+    host: &'a str,
+    port: u16,
+    waiting: Option<Waiting<'a>>,
+}
+
+impl Future for Lookup<'_> {
+    type Output = io::Result<Vec<SocketAddr>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let waiting = match &mut this.waiting {
+            Some(waiting) => waiting,
+            unjoined => unjoined.insert(this.lookups.waiting(this.host, current_runtime())),
+        };
+        let mut addrs = ready!(Pin::new(waiting).poll(cx))?;
+        // `set_port` keeps an IPv6 address's scope id and flow info.
+        addrs.iter_mut().for_each(|addr| addr.set_port(this.port));
+        Poll::Ready(Ok(addrs))
     }
 }
 

@@ -1,13 +1,16 @@
 //! The default resolver: `getaddrinfo` on tokio's blocking pool, through the shared and
 //! bounded lookups.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll, ready};
 
-use futures_util::FutureExt;
+use futures_util::Stream;
 
 use crate::resolve::answers::{Answer, Answering};
 use crate::resolve::getaddrinfo;
-use crate::resolve::lookups::Lookups;
+use crate::resolve::lookups::{Lookup, Lookups};
 use crate::resolve::{Resolve, Resolving};
 
 /// How many `getaddrinfo` calls may run at once, process-wide. tokio's blocking pool has 512
@@ -64,8 +67,23 @@ impl Resolve for SystemResolver {
     /// One part: `getaddrinfo` answers both families at once. (One allocation where the
     /// default's would make two.)
     fn resolve_in_parts<'a>(&'a self, host: &'a str, port: u16) -> Answering<'a> {
-        let lookup = lookups().lookup(host, port);
-        Box::pin(futures_util::stream::once(lookup.map(Answer::all)))
+        Box::pin(OnePart(Some(lookups().lookup(host, port))))
+    }
+}
+
+/// A lookup's answer as the one part of a resolver's answers, both families at once.
+struct OnePart<'a>(Option<Lookup<'a>>);
+
+impl Stream for OnePart<'_> {
+    type Item = Answer;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        let Some(lookup) = &mut self.0 else {
+            return Poll::Ready(None);
+        };
+        let addrs = ready!(Pin::new(lookup).poll(cx));
+        self.0 = None;
+        Poll::Ready(Some(Answer::all(addrs)))
     }
 }
 
