@@ -23,8 +23,8 @@
 //!
 //! Under each pair a second line says how many connects of each side ended on another CPU than
 //! they began on (Linux only), and compares the medians of those that did not. On a virtual
-//! machine a connect whose thread the kernel wakes on the other vCPU can take twice as long or
-//! more, so the times form two modes; when about half of the connects move, the median falls
+//! machine a connect that tokio hands to the other worker, on the other vCPU, can take twice as
+//! long or more, so the times form two modes; when about half of the connects move, the median falls
 //! between the modes, and a few points more moves on one side swing the median ratio by 10% or
 //! more (BENCHMARKS.md, "0.3: a fourth machine"). The second line tells such a swing from a
 //! cost of the code.
@@ -102,8 +102,8 @@ fn report_samples(pair: &str, tokio: &[Sample], ours: &[Sample]) {
             .filter(|s| !s.moved)
             .map(|s| s.took)
             .collect();
-        stayed.sort();
-        (share * 100.0, stayed.get(stayed.len() / 2).copied())
+        let median = (!stayed.is_empty()).then(|| stats(&mut stayed).0);
+        (share * 100.0, median)
     };
     let ((tokio_moved, tokio_stayed), (our_moved, our_stayed)) = (moved(tokio), moved(ours));
     print!(
