@@ -73,12 +73,15 @@ impl Lookups {
     /// and entries whose waiters all left are swept as the table grows.
     pub(crate) fn lookup<'a>(&'a self, host: &'a str, port: u16) -> Lookup<'a> {
         // Built here, not only joined, so that a lookup dropped unpolled still leaves.
-        let waiting = current_runtime().map(|runtime| self.waiting(host, Some(runtime)));
+        let joined = match current_runtime() {
+            Some(runtime) => Joined::Waiting(self.waiting(host, Some(runtime))),
+            None => Joined::NotYet,
+        };
         Lookup {
             lookups: self,
             host,
             port,
-            waiting,
+            joined,
         }
     }
 
@@ -167,7 +170,16 @@ pub(crate) struct Lookup<'a> {
     lookups: &'a Lookups,
     host: &'a str,
     port: u16,
-    waiting: Option<Waiting<'a>>,
+    joined: Joined<'a>,
+}
+
+/// Where a [`Lookup`] is with its flight.
+enum Joined<'a> {
+    /// Made outside a runtime: joined at the first poll.
+    NotYet,
+    Waiting(Waiting<'a>),
+    /// The answer was read, and the flight left.
+    Answered,
 }
 
 impl Future for Lookup<'_> {
@@ -175,11 +187,16 @@ impl Future for Lookup<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let waiting = match &mut this.waiting {
-            Some(waiting) => waiting,
-            unjoined => unjoined.insert(this.lookups.waiting(this.host, current_runtime())),
+        if let Joined::NotYet = this.joined {
+            this.joined = Joined::Waiting(this.lookups.waiting(this.host, current_runtime()));
+        }
+        let Joined::Waiting(waiting) = &mut this.joined else {
+            panic!("a lookup polled after it returned its answer");
         };
-        let mut addrs = ready!(Pin::new(waiting).poll(cx))?;
+        let answer = ready!(Pin::new(waiting).poll(cx));
+        // A waiter reads its flight's answer once; it leaves as soon as it has.
+        this.joined = Joined::Answered;
+        let mut addrs = answer?;
         // `set_port` keeps an IPv6 address's scope id and flow info.
         addrs.iter_mut().for_each(|addr| addr.set_port(this.port));
         Poll::Ready(Ok(addrs))
@@ -688,6 +705,28 @@ mod tests {
         assert!(
             entries <= 64,
             "{entries} entries after 1,000 answered lookups"
+        );
+    }
+
+    /// A second poll after the answer must not read the flight's answer again (which would
+    /// miscount its readers); it panics, as an `async` block resumed after completion does.
+    #[tokio::test]
+    async fn a_lookup_polled_after_its_answer_panics() {
+        let lookups = Lookups::new(4, 0, instant);
+        let mut lookup = std::pin::pin!(lookups.lookup("again.test", 80));
+        let addrs = std::future::poll_fn(|cx| lookup.as_mut().poll(cx))
+            .await
+            .unwrap();
+        assert_eq!(addrs, vec![SocketAddr::from(([127, 0, 0, 1], 80))]);
+        let waker = futures_util::task::noop_waker();
+        let polled_again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lookup.as_mut().poll(&mut Context::from_waker(&waker))
+        }));
+        let message = polled_again.expect_err("a second poll panics");
+        let message = message.downcast_ref::<&str>().copied();
+        assert_eq!(
+            message,
+            Some("a lookup polled after it returned its answer")
         );
     }
 
