@@ -1,7 +1,6 @@
 //! What a connector has seen: the address that last won per host and port, and recent connect
 //! times (connector-wide and per destination prefix) for the adaptive attempt delay.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -54,9 +53,12 @@ impl HostKey {
     /// The key for `name` and `port`; `Dual.Test.` and `dual.test` are one host. Allocates
     /// only for a name that is not already canonical.
     pub(crate) fn new(name: &Arc<str>, port: u16) -> Self {
-        let name = match canonical_name(name) {
-            Cow::Borrowed(same) if same.len() == name.len() => name.clone(),
-            canonical => Arc::from(canonical),
+        // Most names are already canonical; one pass over the bytes tells.
+        let canonical =
+            !name.ends_with('.') && !name.bytes().any(|b| b >= 0x80 || b.is_ascii_uppercase());
+        let name = match canonical {
+            true => name.clone(),
+            false => Arc::from(canonical_name(name)),
         };
         let hash = hash_once((&*name, port)) as u32;
         Self { name, port, hash }
@@ -95,23 +97,30 @@ impl WinnerMemory {
         self.enabled
     }
 
-    /// The remembered winner for `key`, unless it has expired.
-    pub(crate) fn recall(&self, key: &HostKey) -> Option<Recalled> {
-        let (addr, stored) = lock(&self.winners).get(key, Instant::now())?;
+    /// The remembered winner for `key`, unless it had expired by `now` (the connect's start,
+    /// which the caller has read already).
+    pub(crate) fn recall(&self, key: &HostKey, now: Instant) -> Option<Recalled> {
+        let (addr, stored) = lock(&self.winners).get(key, now)?;
         Some(Recalled { addr, stored })
     }
 
-    /// Remembers `addr` as the winner for `key`. `recalled` is what this connect recalled: a
-    /// winner confirmed again within the first eighth of its time to live is not stored anew,
-    /// which spares a busy connector two map updates per connect, and delays its expiry by at
-    /// most that eighth.
-    pub(crate) fn remember(&self, key: &HostKey, addr: SocketAddr, recalled: Option<Recalled>) {
-        let now = Instant::now();
+    /// Remembers `addr` as the winner for `key`. `recalled` is what this connect, begun at
+    /// `began`, recalled: a winner confirmed again by a connect begun within the first eighth
+    /// of its time to live is not stored anew, which spares a busy connector two map updates
+    /// and a clock reading per connect, and delays its expiry by at most that eighth.
+    pub(crate) fn remember(
+        &self,
+        key: &HostKey,
+        addr: SocketAddr,
+        recalled: Option<Recalled>,
+        began: Instant,
+    ) {
         let fresh = recalled.is_some_and(|recalled| {
-            recalled.addr == addr && now.saturating_duration_since(recalled.stored) < self.fresh_for
+            let age = began.saturating_duration_since(recalled.stored);
+            recalled.addr == addr && age < self.fresh_for
         });
         if !fresh {
-            lock(&self.winners).store(key.clone(), now, |_| addr);
+            lock(&self.winners).store(key.clone(), Instant::now(), |_| addr);
         }
     }
 
@@ -387,14 +396,14 @@ mod tests {
     fn forget_only_removes_the_address_that_failed() {
         let memory = WinnerMemory::new(2, ms(60_000));
         let key = HostKey::new(&Arc::from("a"), 80);
-        memory.remember(&key, addr("127.0.0.1:80"), None);
+        memory.remember(&key, addr("127.0.0.1:80"), None, Instant::now());
         memory.forget(&key, addr("127.0.0.2:80"));
         assert_eq!(
-            memory.recall(&key).map(|r| r.addr),
+            memory.recall(&key, Instant::now()).map(|r| r.addr),
             Some(addr("127.0.0.1:80"))
         );
         memory.forget(&key, addr("127.0.0.1:80"));
-        assert!(memory.recall(&key).is_none());
+        assert!(memory.recall(&key, Instant::now()).is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -402,16 +411,44 @@ mod tests {
         let memory = WinnerMemory::new(2, ms(8_000));
         let key = HostKey::new(&Arc::from("a"), 80);
         let winner = addr("127.0.0.1:80");
-        memory.remember(&key, winner, None);
+        memory.remember(&key, winner, None, Instant::now());
         tokio::time::sleep(ms(999)).await;
-        memory.remember(&key, winner, memory.recall(&key));
+        confirm(&memory, &key, winner);
         tokio::time::sleep(ms(7_001)).await;
-        assert!(memory.recall(&key).is_none(), "not stored anew at 999 ms");
-        memory.remember(&key, winner, None);
+        assert!(
+            memory.recall(&key, Instant::now()).is_none(),
+            "not stored anew at 999 ms"
+        );
+        memory.remember(&key, winner, None, Instant::now());
         tokio::time::sleep(ms(1_000)).await;
-        memory.remember(&key, winner, memory.recall(&key));
+        confirm(&memory, &key, winner);
         tokio::time::sleep(ms(7_001)).await;
-        assert!(memory.recall(&key).is_some(), "stored anew at 1,000 ms");
+        assert!(
+            memory.recall(&key, Instant::now()).is_some(),
+            "stored anew at 1,000 ms"
+        );
+    }
+
+    /// A connect that began at `now`, recalled `winner` and saw it win again.
+    fn confirm(memory: &WinnerMemory, key: &HostKey, winner: SocketAddr) {
+        let began = Instant::now();
+        memory.remember(key, winner, memory.recall(key, began), began);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn freshness_is_judged_when_the_connect_began_not_when_it_ended() {
+        let memory = WinnerMemory::new(2, ms(8_000));
+        let key = HostKey::new(&Arc::from("a"), 80);
+        let winner = addr("127.0.0.1:80");
+        memory.remember(&key, winner, None, Instant::now());
+        tokio::time::sleep(ms(999)).await;
+        let began = Instant::now();
+        let recalled = memory.recall(&key, began);
+        // A slow connect: it ends past the first eighth, but began within it.
+        tokio::time::sleep(ms(500)).await;
+        memory.remember(&key, winner, recalled, began);
+        tokio::time::sleep(ms(7_001)).await;
+        assert!(memory.recall(&key, Instant::now()).is_none());
     }
 
     #[test]
@@ -419,7 +456,7 @@ mod tests {
         let memory = WinnerMemory::new(4096, ms(60_000));
         for n in 0..1000u16 {
             let key = HostKey::new(&Arc::from(format!("host-{n}.test")), 80);
-            memory.remember(&key, addr("127.0.0.1:80"), None);
+            memory.remember(&key, addr("127.0.0.1:80"), None, Instant::now());
         }
         assert_eq!(memory.len(), 1000);
         let debug = format!("{memory:?}");

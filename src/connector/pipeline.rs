@@ -504,7 +504,9 @@ pub(crate) fn settle<S>(
     let failure = match outcome {
         Outcome::Won(won) => {
             if let Some((key, recalled)) = memory {
-                settings.memory.remember(key, won.addr, recalled);
+                settings
+                    .memory
+                    .remember(key, won.addr, recalled, log.began());
             }
             if let (true, Some(took)) = (settings.adaptive_delay, won.took) {
                 settings.connect_times.observe(&won.addr, took);
@@ -630,7 +632,9 @@ async fn addresses<'a>(
         true => cache_key.or_else(|| Some(HostKey::new(name, port))),
         false => None,
     };
-    let recalled = key.as_ref().and_then(|key| settings.memory.recall(key));
+    let recalled = key
+        .as_ref()
+        .and_then(|key| settings.memory.recall(key, limits.began));
     let gathered = match asked {
         Asked::AtHand(gathered) => gathered?,
         // The resolver's answers are filtered by family and policy as they come.

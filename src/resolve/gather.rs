@@ -70,7 +70,8 @@ pub(crate) async fn gather<'a>(
     };
     let mut timer = Timer::default();
     let mut cancelled = cancel.watch();
-    poll_fn(|cx| {
+    // The wait ends at the instant of the event that ended it, read once.
+    let ended_at = poll_fn(|cx| {
         loop {
             let due = waiting.wake_at();
             let woke = ready!(poll_in_order(
@@ -80,14 +81,15 @@ pub(crate) async fn gather<'a>(
                 |cx| answers.poll_next_unpin(cx),
                 |cx| timer.poll_optional(due, cx),
             ));
-            if let Some(decided) = waiting.decide(woke, Instant::now(), observing) {
-                return Poll::Ready(decided);
+            let now = Instant::now();
+            if let Some(decided) = waiting.decide(woke, now, observing) {
+                return Poll::Ready(decided.map(|()| now));
             }
         }
     })
     .await?;
     let endpoints = waiting.plan.as_ref().map(|plan| plan.endpoints().clone());
-    let (addrs, joining) = waiting.finish(Instant::now());
+    let (addrs, joining) = waiting.finish(ended_at);
     let later = joining.map(|joining| Later { answers, joining });
     let cached = false;
     Ok(Gathered {
