@@ -1,6 +1,7 @@
 //! What a connector has seen: the address that last won per host and port, and recent connect
 //! times (connector-wide and per destination prefix) for the adaptive attempt delay.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -53,12 +54,9 @@ impl HostKey {
     /// The key for `name` and `port`; `Dual.Test.` and `dual.test` are one host. Allocates
     /// only for a name that is not already canonical.
     pub(crate) fn new(name: &Arc<str>, port: u16) -> Self {
-        // Most names are already canonical; one pass over the bytes tells.
-        let canonical =
-            !name.ends_with('.') && !name.bytes().any(|b| b >= 0x80 || b.is_ascii_uppercase());
-        let name = match canonical {
-            true => name.clone(),
-            false => Arc::from(canonical_name(name)),
+        let name = match canonical_name(name) {
+            Cow::Borrowed(same) if same.len() == name.len() => name.clone(),
+            canonical => Arc::from(canonical),
         };
         let hash = hash_once((&*name, port)) as u32;
         Self { name, port, hash }
@@ -408,10 +406,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_winner_confirmed_again_is_stored_anew_only_after_an_eighth_of_its_ttl() {
-        let memory = WinnerMemory::new(2, ms(8_000));
-        let key = HostKey::new(&Arc::from("a"), 80);
-        let winner = addr("127.0.0.1:80");
-        memory.remember(&key, winner, None, Instant::now());
+        let (memory, key, winner) = stored_now();
         tokio::time::sleep(ms(999)).await;
         confirm(&memory, &key, winner);
         tokio::time::sleep(ms(7_001)).await;
@@ -429,6 +424,15 @@ mod tests {
         );
     }
 
+    /// A memory with an eight-second time to live that has just stored a winner for its key.
+    fn stored_now() -> (WinnerMemory, HostKey, SocketAddr) {
+        let memory = WinnerMemory::new(2, ms(8_000));
+        let key = HostKey::new(&Arc::from("a"), 80);
+        let winner = addr("127.0.0.1:80");
+        memory.remember(&key, winner, None, Instant::now());
+        (memory, key, winner)
+    }
+
     /// A connect that began at `now`, recalled `winner` and saw it win again.
     fn confirm(memory: &WinnerMemory, key: &HostKey, winner: SocketAddr) {
         let began = Instant::now();
@@ -437,10 +441,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn freshness_is_judged_when_the_connect_began_not_when_it_ended() {
-        let memory = WinnerMemory::new(2, ms(8_000));
-        let key = HostKey::new(&Arc::from("a"), 80);
-        let winner = addr("127.0.0.1:80");
-        memory.remember(&key, winner, None, Instant::now());
+        let (memory, key, winner) = stored_now();
         tokio::time::sleep(ms(999)).await;
         let began = Instant::now();
         let recalled = memory.recall(&key, began);

@@ -120,6 +120,11 @@ pub(crate) fn interface_index(_name: &str) -> Option<u32> {
 /// case, without a trailing dot. Borrows when `name` already is in that form. A name IDNA
 /// rejects is kept as given, lower-cased: no valid target can match it.
 pub(crate) fn canonical_name(name: &str) -> Cow<'_, str> {
+    // Most names are canonical already; one pass over the bytes tells.
+    let unchanged = |b: u8| b.is_ascii() && !b.is_ascii_uppercase();
+    if !name.ends_with('.') && name.bytes().all(unchanged) {
+        return Cow::Borrowed(name);
+    }
     if !name.is_ascii() {
         let ascii = to_ascii(name).unwrap_or_else(|| name.to_lowercase());
         let trimmed = ascii.strip_suffix('.').unwrap_or(&ascii);
