@@ -3,6 +3,7 @@
 mod dial;
 pub(crate) mod expiring;
 pub(crate) mod history;
+mod lone;
 mod nat64;
 pub(crate) mod pipeline;
 pub(crate) mod settings;

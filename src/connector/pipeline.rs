@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tracing::Instrument;
 
 use crate::connector::dial::Dial;
 use crate::connector::history::{HostKey, Recalled};
+use crate::connector::lone::{Begun, Heard, Start, first_answer};
 use crate::connector::nat64::{
     dial_maybe_through_nat64, nat64_prefix, note_missing_routes, synthesizes,
 };
@@ -70,7 +72,15 @@ struct Limits<'a> {
 impl<'a> Limits<'a> {
     #[inline]
     fn starting_now(settings: &'a Settings, call_token: Option<&'a CancellationToken>) -> Self {
-        let began = Instant::now();
+        Self::began_at(Instant::now(), settings, call_token)
+    }
+
+    #[inline]
+    fn began_at(
+        began: Instant,
+        settings: &'a Settings,
+        call_token: Option<&'a CancellationToken>,
+    ) -> Self {
         Self {
             began,
             deadline: deadline_after(began, settings.timeout),
@@ -102,27 +112,149 @@ where
     S: 'a,
 {
     let unobserved = !report && settings.hook.is_none();
-    let plain = unobserved && target.service().is_none();
-    let direct = match plain && !tracing::enabled!(tracing::Level::DEBUG) {
+    // The short paths write no debug events: a connect traced in detail takes the general one.
+    let plain =
+        unobserved && target.service().is_none() && !tracing::enabled!(tracing::Level::DEBUG);
+    let direct = match plain {
         true => direct_addr(settings, target)
             .map(|addr| (addr, false))
             .or_else(|| only_cached_addr(settings, target).map(|addr| (addr, true))),
         false => None,
     };
-    match direct {
-        Some((addr, cached)) => Either::Left(connect_direct(
+    let lone = match (direct, plain) {
+        (None, true) => may_be_answered_alone(settings, target, call_token),
+        _ => None,
+    };
+    match (direct, lone) {
+        (Some((addr, cached)), _) => Either::Left(Either::Left(connect_direct(
             settings, target, addr, cached, call_token, dial,
+        ))),
+        (None, Some(named)) => Either::Left(Either::Right(connect_named(
+            settings, target, named, call_token, dial,
+        ))),
+        (None, None) => Either::Right(boxed_general(
+            settings,
+            target,
+            call_token,
+            report,
+            dial,
+            (),
         )),
-        None => {
-            let span =
-                tracing::debug_span!("connect", target = %target, strategy = ?settings.strategy);
-            // Allocated before the future is built, so that it is built in place, not copied.
-            let boxed = Box::new_uninit();
-            let connecting =
-                connect_found(settings, target, call_token, report, dial).instrument(span);
-            Either::Right(Box::into_pin(Box::write(boxed, connecting)))
-        }
     }
+}
+
+/// The general path, boxed, in a `connect` span; `asked`: how the connect began (see
+/// [`Start`]).
+fn boxed_general<'a, S, D, Fut>(
+    settings: &'a Settings,
+    target: &'a Target,
+    call_token: Option<&'a CancellationToken>,
+    report: bool,
+    dial: D,
+    asked: impl Start<'a> + 'a,
+) -> Pin<Box<impl Future<Output = Result<Won<S>, ConnectError>> + 'a>>
+where
+    D: Dial<Fut> + 'a,
+    Fut: Future<Output = io::Result<S>> + 'a,
+    S: 'a,
+{
+    let span = tracing::debug_span!("connect", target = %target, strategy = ?settings.strategy);
+    // Allocated before the future is built, so that it is built in place, not copied.
+    let boxed = Box::new_uninit();
+    let connecting =
+        connect_found(settings, target, call_token, report, dial, asked).instrument(span);
+    Box::into_pin(Box::write(boxed, connecting))
+}
+
+/// The name and port of a target whose connect may dial its resolver's answer as a literal
+/// is dialed, if that answer is one address at once: no answer cache to consult or fill, no
+/// override, no NAT64 to learn, and nothing to bound (no timeout, no token), so that the only
+/// work that can matter is the answer and the winner memory.
+#[inline]
+fn may_be_answered_alone<'a>(
+    settings: &Settings,
+    target: &'a Target,
+    call_token: Option<&CancellationToken>,
+) -> Option<(&'a Arc<str>, u16)> {
+    let (name, port) = target.name_and_port()?;
+    let unbounded = settings.timeout.is_none()
+        && settings.resolve_timeout.is_none()
+        && settings.attempt_timeout.is_none()
+        && settings.cancel.is_none()
+        && call_token.is_none();
+    let plain =
+        unbounded && settings.cache.is_none() && !matches!(settings.nat64, Nat64::Prefix(_));
+    let plain = plain && !synthesizes(settings) && settings.overrides.find(name, port).is_none();
+    plain.then_some((name, port))
+}
+
+/// A name's connect that asks its resolver, and dials the answer as [`dial_alone`] dials a
+/// name's one address when it is one address that came at once (`getaddrinfo`'s answer for a
+/// name with one address); any other answer goes on to the general path, which takes it as
+/// if it had asked itself. The winner memory is recalled and told as the general path does.
+async fn connect_named<'a, S, D, Fut>(
+    settings: &'a Settings,
+    target: &'a Target,
+    (name, port): (&'a Arc<str>, u16),
+    call_token: Option<&'a CancellationToken>,
+    mut dial: D,
+) -> Result<Won<S>, ConnectError>
+where
+    D: Dial<Fut> + 'a,
+    Fut: Future<Output = io::Result<S>> + 'a,
+    S: 'a,
+{
+    if !timers_available() {
+        return Err(no_time_driver(target));
+    }
+    let began = Instant::now();
+    let mut answers = settings.resolver.resolve_in_parts(name, port);
+    // Made and recalled while the resolver works, as the general path does.
+    let mut key = settings
+        .memory
+        .is_enabled()
+        .then(|| HostKey::new(name, port));
+    let recalled = key
+        .as_ref()
+        .and_then(|key| settings.memory.recall(key, began));
+    let dialable = |addr: &SocketAddr| dialed_directly(settings, addr);
+    // Decided in a statement of its own, so that what was read is not kept across the
+    // awaits below.
+    let heard = match first_answer(&mut answers, dialable).await {
+        Heard::Alone(addr) => Ok(addr),
+        Heard::More(read) => Err(Box::pin(Begun::new(
+            began,
+            (key.take(), recalled),
+            read,
+            answers,
+        ))),
+    };
+    let addr = match heard {
+        Ok(addr) => addr,
+        Err(begun) => {
+            return boxed_general(settings, target, call_token, false, dial, begun).await;
+        }
+    };
+    let attempt_began = Instant::now();
+    let dialed = dial.dial(addr).await;
+    let remembered = recalled.filter(|recalled| recalled.addr == addr);
+    let memory = key.as_ref().map(|key| (key, remembered));
+    let mut log = Log::new(began, None);
+    let outcome = match dialed {
+        Ok(stream) => {
+            let took = settings.adaptive_delay.then(|| attempt_began.elapsed());
+            Outcome::Won(Won::new(stream, addr, took))
+        }
+        failed => {
+            if let (Some(key), Some(recalled)) = (&key, recalled) {
+                log.forget_on_failure(&settings.memory, key, recalled.addr);
+            }
+            let ended = Bounded::Done((0, failed));
+            direct_outcome(ended, addr, attempt_began, Instant::now(), &mut log)
+        }
+    };
+    note_missing_routes(settings, &outcome, &log);
+    settle(settings, target, outcome, log, memory, Instant::now)
 }
 
 /// The target's one address, when nothing needs resolving, ordering, remembering or
@@ -341,12 +473,15 @@ pub(crate) fn direct_outcome<S>(
 }
 
 /// Everything else: addresses from overrides, the resolver or the target, then the race.
-async fn connect_found<S, D, Fut>(
-    settings: &Settings,
-    target: &Target,
-    call_token: Option<&CancellationToken>,
+/// `asked`: how the connect began: a connect that began on [`connect_named`] brings when, what
+/// the winner memory said and the answers read.
+async fn connect_found<'a, S, D, Fut>(
+    settings: &'a Settings,
+    target: &'a Target,
+    call_token: Option<&'a CancellationToken>,
     report: bool,
     mut dial: D,
+    asked: impl Start<'a>,
 ) -> Result<Won<S>, ConnectError>
 where
     D: Dial<Fut>,
@@ -355,7 +490,11 @@ where
     if !timers_available() {
         return Err(no_time_driver(target));
     }
-    let limits = Limits::starting_now(settings, call_token);
+    let limits = Limits::began_at(
+        asked.began().unwrap_or_else(Instant::now),
+        settings,
+        call_token,
+    );
     let mut observing = Observer::new(limits.began, target, settings.hook.as_ref(), report);
     let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
     if let Some(recording) = recording {
@@ -377,7 +516,16 @@ where
         remembered,
         recalled,
         cached,
-    } = match addresses(settings, target, limits, dial.endpoints(), &mut observing).await {
+    } = match addresses(
+        settings,
+        target,
+        &limits,
+        dial.endpoints(),
+        asked.begun(),
+        &mut observing,
+    )
+    .await
+    {
         Ok(found) => found,
         Err(error) => {
             let mut log = Log::new(limits.began, observing);
@@ -385,8 +533,7 @@ where
         }
     };
     let mut log = Log::new(limits.began, observing);
-    let key = key.as_ref();
-    if let (Some(key), Some(recalled)) = (key, recalled) {
+    if let (Some(key), Some(recalled)) = (&key, recalled) {
         log.forget_on_failure(&settings.memory, key, recalled);
     }
     let outcome = {
@@ -403,7 +550,7 @@ where
     if cached {
         expire_when_all_failed(settings, target, &outcome);
     }
-    let memory = key.map(|key| (key, remembered));
+    let memory = key.as_ref().map(|key| (key, remembered));
     settle(settings, target, outcome, log, memory, Instant::now)
 }
 
@@ -444,7 +591,7 @@ pub(crate) async fn lookup_all(
         return Err(no_time_driver(target));
     }
     let limits = Limits::starting_now(settings, None);
-    let found = addresses(settings, target, limits, None, &mut None).await?;
+    let found = addresses(settings, target, &limits, None, None, &mut None).await?;
     let mut addrs = found.addrs.into_owned();
     // A stale answer is used at once; its refresh goes on without this lookup.
     let later = found.later.filter(|later| !later.refreshes());
@@ -582,8 +729,9 @@ fn ended_early(
 async fn addresses<'a>(
     settings: &'a Settings,
     target: &'a Target,
-    limits: Limits<'_>,
+    limits: &Limits<'_>,
     endpoints: Option<&Arc<Endpoints>>,
+    begun: Option<Pin<Box<Begun<'a>>>>,
     observing: &mut Observing<'_>,
 ) -> Result<Addresses<'a>, ConnectError> {
     // Built only after the resolver's wait, so that the wait's state does not hold it.
@@ -618,23 +766,30 @@ async fn addresses<'a>(
     // One key for the cache and the memory, made before the resolver is asked only for the
     // cache; neither is locked when disabled.
     let cache_key = settings.cache.is_some().then(|| HostKey::new(name, port));
+    let mut begun = begun;
+    let known = begun.as_mut().and_then(|begun| begun.memory.take());
+    let answered = begun.map(|begun| -> Answering<'a> { begun });
     let asked = ask(
         settings,
         target,
         (name, port),
         cache_key.as_ref(),
-        limits,
-        endpoints,
+        *limits,
+        (endpoints, answered),
         observing,
     );
-    // Made and recalled while the resolver works: the memory needs no answer.
-    let key = match settings.memory.is_enabled() {
-        true => cache_key.or_else(|| Some(HostKey::new(name, port))),
-        false => None,
-    };
-    let recalled = key
-        .as_ref()
-        .and_then(|key| settings.memory.recall(key, limits.began));
+    // Made and recalled while the resolver works: the memory needs no answer. A connect
+    // begun on `connect_named` did so already.
+    let (key, recalled) = known.unwrap_or_else(|| {
+        let key = match settings.memory.is_enabled() {
+            true => cache_key.or_else(|| Some(HostKey::new(name, port))),
+            false => None,
+        };
+        let recalled = key
+            .as_ref()
+            .and_then(|key| settings.memory.recall(key, limits.began));
+        (key, recalled)
+    });
     let gathered = match asked {
         Asked::AtHand(gathered) => gathered?,
         // The resolver's answers are filtered by family and policy as they come.
@@ -653,7 +808,7 @@ async fn addresses<'a>(
         .await
         .map_err(|unanswered| unanswered_error(target, unanswered, limits.began..Instant::now()))?,
     };
-    let mut gathered = ordered(settings, gathered, limits);
+    let mut gathered = ordered(settings, gathered, *limits);
     let remembered = recalled.filter(|recalled| promote(&mut gathered.addrs, recalled.addr));
     let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
     if let (Some(remembered), Some(recording)) = (remembered, recording) {
@@ -774,18 +929,27 @@ enum Asked<'a> {
 /// a refresh is asked (see [`from_cache`]); otherwise the resolver is asked, in parts, and its
 /// answers are cached as they come. A service target's HTTPS records, if the resolver can ask
 /// for them, are asked for with its addresses, bypassing the cache, and turned into endpoints
-/// (written to `endpoints`, the dialer's table, if it reads one).
+/// (written to `endpoints`, the dialer's table, if it reads one). Answers already `answered`
+/// (a connect that began on [`connect_named`]) are taken as they are.
 fn ask<'a>(
     settings: &'a Settings,
     target: &Target,
     (name, port): (&'a Arc<str>, u16),
     key: Option<&HostKey>,
     limits: Limits<'_>,
-    endpoints: Option<&Arc<Endpoints>>,
+    (endpoints, answered): (Option<&Arc<Endpoints>>, Option<Answering<'a>>),
     observing: &mut Observing<'_>,
 ) -> Asked<'a> {
     let resolve_deadline = deadline_after(limits.began, settings.resolve_timeout);
     let until = earliest(limits.deadline, resolve_deadline);
+    if let Some(answers) = answered {
+        let plan = None;
+        return Asked::Answering {
+            answers,
+            plan,
+            until,
+        };
+    }
     let service = target.service().and_then(|service| {
         let answers = settings.resolver.resolve_https(name, port)?;
         let endpoints = endpoints.cloned();
@@ -935,8 +1099,8 @@ mod tests {
         let settings = Settings::default();
         let target = Target::parse("example.test:80").unwrap();
         let dial = |addr| settings.socket.connect(addr);
-        let future =
-            connect_found(&settings, &target, None, false, dial).instrument(tracing::Span::none());
+        let future = connect_found(&settings, &target, None, false, dial, ())
+            .instrument(tracing::Span::none());
         let size = size_of_val(&future);
         assert!(size <= 1024, "{size} bytes");
     }
