@@ -81,35 +81,6 @@ impl<'a> Begun<'a> {
     }
 }
 
-/// What the general path is handed of how a connect began: nothing (`()`, which takes no room
-/// in the general path's future), or a [`Begun`] connect.
-pub(crate) trait Start<'a> {
-    /// When the connect began, if it has.
-    fn began(&self) -> Option<Instant>;
-    /// The connect begun, if it has.
-    fn begun(self) -> Option<Pin<Box<Begun<'a>>>>;
-}
-
-impl<'a> Start<'a> for () {
-    fn began(&self) -> Option<Instant> {
-        None
-    }
-
-    fn begun(self) -> Option<Pin<Box<Begun<'a>>>> {
-        None
-    }
-}
-
-impl<'a> Start<'a> for Pin<Box<Begun<'a>>> {
-    fn began(&self) -> Option<Instant> {
-        Some(self.began)
-    }
-
-    fn begun(self) -> Option<Pin<Box<Begun<'a>>>> {
-        Some(self)
-    }
-}
-
 impl Stream for Begun<'_> {
     type Item = Answer;
 

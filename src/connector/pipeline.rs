@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::connector::dial::Dial;
 use crate::connector::history::{HostKey, Recalled};
-use crate::connector::lone::{Begun, Heard, Start, first_answer};
+use crate::connector::lone::{Begun, Heard, first_answer};
 use crate::connector::nat64::{
     dial_maybe_through_nat64, nat64_prefix, note_missing_routes, synthesizes,
 };
@@ -133,25 +133,20 @@ where
             settings, target, named, call_token, dial,
         ))),
         (None, None) => Either::Right(boxed_general(
-            settings,
-            target,
-            call_token,
-            report,
-            dial,
-            (),
+            settings, target, call_token, report, dial, None,
         )),
     }
 }
 
-/// The general path, boxed, in a `connect` span; `asked`: how the connect began (see
-/// [`Start`]).
+/// The general path, boxed, in a `connect` span; `begun`: the connect, if it began on
+/// [`connect_named`].
 fn boxed_general<'a, S, D, Fut>(
     settings: &'a Settings,
     target: &'a Target,
     call_token: Option<&'a CancellationToken>,
     report: bool,
     dial: D,
-    asked: impl Start<'a> + 'a,
+    begun: Option<Pin<Box<Begun<'a>>>>,
 ) -> Pin<Box<impl Future<Output = Result<Won<S>, ConnectError>> + 'a>>
 where
     D: Dial<Fut> + 'a,
@@ -162,7 +157,7 @@ where
     // Allocated before the future is built, so that it is built in place, not copied.
     let boxed = Box::new_uninit();
     let connecting =
-        connect_found(settings, target, call_token, report, dial, asked).instrument(span);
+        connect_found(settings, target, call_token, report, dial, begun).instrument(span);
     Box::into_pin(Box::write(boxed, connecting))
 }
 
@@ -232,7 +227,7 @@ where
     let addr = match heard {
         Ok(addr) => addr,
         Err(begun) => {
-            return boxed_general(settings, target, call_token, false, dial, begun).await;
+            return boxed_general(settings, target, call_token, false, dial, Some(begun)).await;
         }
     };
     let attempt_began = Instant::now();
@@ -473,85 +468,95 @@ pub(crate) fn direct_outcome<S>(
 }
 
 /// Everything else: addresses from overrides, the resolver or the target, then the race.
-/// `asked`: how the connect began: a connect that began on [`connect_named`] brings when, what
-/// the winner memory said and the answers read.
-async fn connect_found<'a, S, D, Fut>(
+/// `begun`: a connect that began on [`connect_named`], which brings when, what the winner memory
+/// said and the answer read. One type for both, so that the general path is compiled once.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn copies its arguments into the future a second time in debug builds"
+)]
+fn connect_found<'a, S, D, Fut>(
     settings: &'a Settings,
     target: &'a Target,
     call_token: Option<&'a CancellationToken>,
     report: bool,
     mut dial: D,
-    asked: impl Start<'a>,
-) -> Result<Won<S>, ConnectError>
+    begun: Option<Pin<Box<Begun<'a>>>>,
+) -> impl Future<Output = Result<Won<S>, ConnectError>>
 where
     D: Dial<Fut>,
     Fut: Future<Output = io::Result<S>>,
 {
-    if !timers_available() {
-        return Err(no_time_driver(target));
-    }
-    let limits = Limits::began_at(
-        asked.began().unwrap_or_else(Instant::now),
-        settings,
-        call_token,
-    );
-    let mut observing = Observer::new(limits.began, target, settings.hook.as_ref(), report);
-    let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
-    if let Some(recording) = recording {
-        recording.adaptive_delay = matches!(settings.stagger(), Stagger::Adaptive(_));
-    }
-    // Learnt first, while the future holds little else; boxed, so that a connect that needs
-    // no NAT64 carries none of its state.
-    let literals = target.name_and_port().is_none();
-    let may_need_nat64 = !literals || target.addrs().iter().any(may_synthesize);
-    let learns_nat64 = may_need_nat64 && synthesizes(settings);
-    if learns_nat64 {
-        Box::pin(nat64_prefix(settings, limits.deadline, limits.cancel)).await;
-    }
-    // Taken apart here, so that the race's state keeps only what is used after it.
-    let Addresses {
-        addrs,
-        later,
-        key,
-        remembered,
-        recalled,
-        cached,
-    } = match addresses(
-        settings,
-        target,
-        &limits,
-        dial.endpoints(),
-        asked.begun(),
-        &mut observing,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(error) => {
-            let mut log = Log::new(limits.began, observing);
-            return observed(Err(error), &mut log, Instant::now);
+    // Captured once: an `async fn` would also copy each argument into a local (16 bytes for
+    // the begun connect alone in debug builds, past the allocator's fast path).
+    async move {
+        if !timers_available() {
+            return Err(no_time_driver(target));
         }
-    };
-    let mut log = Log::new(limits.began, observing);
-    if let (Some(key), Some(recalled)) = (&key, recalled) {
-        log.forget_on_failure(&settings.memory, key, recalled);
-    }
-    let outcome = {
-        let mut dial = |addr| dial_maybe_through_nat64(settings, &mut dial, addr);
-        let pace = Pace {
-            remembered: recalled,
-            // Literals are admitted without waiting for anything.
-            begins_with_connect: literals && !learns_nat64,
-            ..pace(settings, limits)
+        let limits = Limits::began_at(
+            begun
+                .as_ref()
+                .map_or_else(Instant::now, |begun| begun.began),
+            settings,
+            call_token,
+        );
+        let mut observing = Observer::new(limits.began, target, settings.hook.as_ref(), report);
+        let recording = observing.as_mut().and_then(|o| o.recording.as_mut());
+        if let Some(recording) = recording {
+            recording.adaptive_delay = matches!(settings.stagger(), Stagger::Adaptive(_));
+        }
+        // Learnt first, while the future holds little else; boxed, so that a connect that needs
+        // no NAT64 carries none of its state.
+        let literals = target.name_and_port().is_none();
+        let may_need_nat64 = !literals || target.addrs().iter().any(may_synthesize);
+        let learns_nat64 = may_need_nat64 && synthesizes(settings);
+        if learns_nat64 {
+            Box::pin(nat64_prefix(settings, limits.deadline, limits.cancel)).await;
+        }
+        // Taken apart here, so that the race's state keeps only what is used after it.
+        let Addresses {
+            addrs,
+            later,
+            key,
+            remembered,
+            recalled,
+            cached,
+        } = match addresses(
+            settings,
+            target,
+            &limits,
+            dial.endpoints(),
+            begun,
+            &mut observing,
+        )
+        .await
+        {
+            Ok(found) => found,
+            Err(error) => {
+                let mut log = Log::new(limits.began, observing);
+                return observed(Err(error), &mut log, Instant::now);
+            }
         };
-        alone_or_race(addrs, later, pace, &mut dial, &mut log).await
-    };
-    note_missing_routes(settings, &outcome, &log);
-    if cached {
-        expire_when_all_failed(settings, target, &outcome);
+        let mut log = Log::new(limits.began, observing);
+        if let (Some(key), Some(recalled)) = (&key, recalled) {
+            log.forget_on_failure(&settings.memory, key, recalled);
+        }
+        let outcome = {
+            let mut dial = |addr| dial_maybe_through_nat64(settings, &mut dial, addr);
+            let pace = Pace {
+                remembered: recalled,
+                // Literals are admitted without waiting for anything.
+                begins_with_connect: literals && !learns_nat64,
+                ..pace(settings, limits)
+            };
+            alone_or_race(addrs, later, pace, &mut dial, &mut log).await
+        };
+        note_missing_routes(settings, &outcome, &log);
+        if cached {
+            expire_when_all_failed(settings, target, &outcome);
+        }
+        let memory = key.as_ref().map(|key| (key, remembered));
+        settle(settings, target, outcome, log, memory, Instant::now)
     }
-    let memory = key.as_ref().map(|key| (key, remembered));
-    settle(settings, target, outcome, log, memory, Instant::now)
 }
 
 /// `result` with the report attached, if `log` recorded one, and told to the event hook, if
@@ -1099,7 +1104,7 @@ mod tests {
         let settings = Settings::default();
         let target = Target::parse("example.test:80").unwrap();
         let dial = |addr| settings.socket.connect(addr);
-        let future = connect_found(&settings, &target, None, false, dial, ())
+        let future = connect_found(&settings, &target, None, false, dial, None)
             .instrument(tracing::Span::none());
         let size = size_of_val(&future);
         assert!(size <= 1024, "{size} bytes");
