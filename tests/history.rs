@@ -2,48 +2,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{Script, Step, ms, v4, v6};
+use common::{Answers, Script, Step, ms, v4, v6};
 use connect_any::{ConnectError, Connector, Resolve, Resolving};
-
-/// A resolver whose answers a test can change between connects.
-#[derive(Debug, Default)]
-struct Answers(Mutex<HashMap<String, Vec<SocketAddr>>>);
-
-impl Answers {
-    fn with(entries: &[(&str, &[SocketAddr])]) -> std::sync::Arc<Self> {
-        let answers = Self::default();
-        for (name, addrs) in entries {
-            answers.set(name, addrs);
-        }
-        std::sync::Arc::new(answers)
-    }
-
-    fn set(&self, name: &str, addrs: &[SocketAddr]) {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(name.to_owned(), addrs.to_vec());
-    }
-}
-
-impl Resolve for Answers {
-    fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> Resolving<'a> {
-        let answer = self
-            .0
-            .lock()
-            .unwrap()
-            .get(host)
-            .cloned()
-            .unwrap_or_default();
-        Box::pin(async move { Ok(answer) })
-    }
-}
 
 fn first_start(script: &Script, from: usize) -> (SocketAddr, Duration) {
     script.starts()[from]

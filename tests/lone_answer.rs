@@ -5,44 +5,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Script, Step, TimedParts, ms, v4, v6};
-use connect_any::{Answer, Connector, Resolve, Resolving};
-
-/// A resolver whose one-shot answers a test changes between connects.
-#[derive(Debug, Default)]
-struct Answers(Mutex<HashMap<String, Vec<SocketAddr>>>);
-
-impl Answers {
-    fn with(name: &str, addrs: &[SocketAddr]) -> Arc<Self> {
-        let answers = Arc::new(Self::default());
-        answers.set(name, addrs);
-        answers
-    }
-
-    fn set(&self, name: &str, addrs: &[SocketAddr]) {
-        let mut answers = self.0.lock().unwrap();
-        answers.insert(name.to_owned(), addrs.to_vec());
-    }
-}
-
-impl Resolve for Answers {
-    fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> Resolving<'a> {
-        let answer = self
-            .0
-            .lock()
-            .unwrap()
-            .get(host)
-            .cloned()
-            .unwrap_or_default();
-        Box::pin(async move { Ok(answer) })
-    }
-}
+use common::{Answers, Script, Step, TimedParts, ms, v4, v6};
+use connect_any::{Answer, Connector, Resolve};
 
 fn uncached(resolver: impl Resolve) -> Connector {
     Connector::new().resolver(resolver).answer_cache(None)
@@ -50,7 +18,7 @@ fn uncached(resolver: impl Resolve) -> Connector {
 
 #[tokio::test(start_paused = true)]
 async fn a_lone_answers_winner_is_remembered_for_when_the_name_has_more() {
-    let answers = Answers::with("moving.test", &[v4(2)]);
+    let answers = Answers::with(&[("moving.test", &[v4(2)])]);
     let connector = uncached(answers.clone());
     let alone = Script::new(&[(v4(2), Step::Connect(ms(1)))]);
     let won = connector
@@ -71,7 +39,7 @@ async fn a_lone_answers_winner_is_remembered_for_when_the_name_has_more() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lone_answer_that_fails_is_forgotten_and_its_error_names_it() {
-    let answers = Answers::with("moving.test", &[v4(1), v4(2)]);
+    let answers = Answers::with(&[("moving.test", &[v4(1), v4(2)])]);
     let connector = uncached(answers.clone());
     let learn = Script::new(&[
         (v4(1), Step::Fail(ms(1), ErrorKind::ConnectionRefused)),
@@ -190,7 +158,7 @@ async fn a_first_answer_goes_as_the_general_path_would_have_taken_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lone_address_the_policy_refuses_is_refused_as_on_the_general_path() {
-    let connector = uncached(Answers::with("denied.test", &[v4(1)]))
+    let connector = uncached(Answers::with(&[("denied.test", &[v4(1)])]))
         .address_policy(connect_any::AddressPolicy::deny_non_public());
     let script = Script::new(&[(v4(1), Step::Connect(ms(1)))]);
     let error = connector

@@ -285,3 +285,30 @@ impl Resolve for TimedParts {
         self.answering()
     }
 }
+
+/// A resolver whose one-shot answers a test changes between connects; a name it was not
+/// given has no addresses.
+#[derive(Debug, Default)]
+pub struct Answers(Mutex<HashMap<String, Vec<SocketAddr>>>);
+
+impl Answers {
+    pub fn with(entries: &[(&str, &[SocketAddr])]) -> Arc<Self> {
+        let answers = Self::default();
+        for (name, addrs) in entries {
+            answers.set(name, addrs);
+        }
+        Arc::new(answers)
+    }
+
+    pub fn set(&self, name: &str, addrs: &[SocketAddr]) {
+        let mut answers = self.0.lock().unwrap();
+        answers.insert(name.to_owned(), addrs.to_vec());
+    }
+}
+
+impl Resolve for Answers {
+    fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> Resolving<'a> {
+        let answer = self.0.lock().unwrap().get(host).cloned();
+        Box::pin(async move { Ok(answer.unwrap_or_default()) })
+    }
+}
