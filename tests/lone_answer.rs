@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Answers, Script, Step, TimedParts, ms, v4, v6};
+use common::{Answers, Script, Step, TimedParts, ms, tried, v4, v6};
 use connect_any::{Answer, Connector, Resolve};
 
 fn uncached(resolver: impl Resolve) -> Connector {
@@ -56,12 +56,7 @@ async fn a_lone_answer_that_fails_is_forgotten_and_its_error_names_it() {
         .connect_with("moving.test:1", broken.dialer())
         .await
         .unwrap_err();
-    let tried: Vec<_> = error
-        .attempts()
-        .iter()
-        .map(|a| (a.addr(), a.started()))
-        .collect();
-    assert_eq!(tried, [(v4(2), ms(0))]);
+    assert_eq!(tried(&error), [(v4(2), ms(0))]);
     assert_eq!(
         error.attempts()[0].error().kind(),
         ErrorKind::ConnectionRefused

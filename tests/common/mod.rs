@@ -312,3 +312,9 @@ impl Resolve for Answers {
         Box::pin(async move { Ok(answer.unwrap_or_default()) })
     }
 }
+
+/// Each attempt of a failed connect: its address and when it started.
+pub fn tried(error: &connect_any::ConnectError) -> Vec<(SocketAddr, Duration)> {
+    let attempts = error.attempts().iter();
+    attempts.map(|a| (a.addr(), a.started())).collect()
+}
