@@ -129,9 +129,9 @@ where
         (Some((addr, cached)), _) => Either::Left(Either::Left(connect_direct(
             settings, target, addr, cached, call_token, dial,
         ))),
-        (None, Some(named)) => Either::Left(Either::Right(connect_named(
-            settings, target, named, call_token, dial,
-        ))),
+        (None, Some(named)) => {
+            Either::Left(Either::Right(connect_named(settings, target, named, dial)))
+        }
         (None, None) => Either::Right(boxed_general(
             settings, target, call_token, report, dial, None,
         )),
@@ -183,15 +183,15 @@ fn may_be_answered_alone<'a>(
     plain.then_some((name, port))
 }
 
-/// A name's connect that asks its resolver, and dials the answer as [`dial_alone`] dials a
-/// name's one address when it is one address that came at once (`getaddrinfo`'s answer for a
-/// name with one address); any other answer goes on to the general path, which takes it as
-/// if it had asked itself. The winner memory is recalled and told as the general path does.
+/// A name's connect that asks its resolver, and dials the answer as [`dial_alone`] does when it
+/// is one address that came at once (`getaddrinfo`'s answer for a name with one address); any
+/// other answer goes on to the general path, which takes it as if it had asked itself. The
+/// winner memory is recalled and told as the general path does. Only for a connect with no
+/// token (see [`may_be_answered_alone`]).
 async fn connect_named<'a, S, D, Fut>(
     settings: &'a Settings,
     target: &'a Target,
     (name, port): (&'a Arc<str>, u16),
-    call_token: Option<&'a CancellationToken>,
     mut dial: D,
 ) -> Result<Won<S>, ConnectError>
 where
@@ -204,14 +204,7 @@ where
     }
     let began = Instant::now();
     let mut answers = settings.resolver.resolve_in_parts(name, port);
-    // Made and recalled while the resolver works, as the general path does.
-    let mut key = settings
-        .memory
-        .is_enabled()
-        .then(|| HostKey::new(name, port));
-    let recalled = key
-        .as_ref()
-        .and_then(|key| settings.memory.recall(key, began));
+    let (mut key, recalled) = recall(settings, None, (name, port), began);
     let dialable = |addr: &SocketAddr| dialed_directly(settings, addr);
     // Decided in a statement of its own, so that what was read is not kept across the
     // awaits below.
@@ -227,9 +220,11 @@ where
     let addr = match heard {
         Ok(addr) => addr,
         Err(begun) => {
-            return boxed_general(settings, target, call_token, false, dial, Some(begun)).await;
+            return boxed_general(settings, target, None, false, dial, Some(begun)).await;
         }
     };
+    // Dialed here, not through `dial_alone`: the log is made after the attempt, so that this
+    // future, which every connect's holds beside the literal's, does not keep it (184 bytes).
     let attempt_began = Instant::now();
     let dialed = dial.dial(addr).await;
     let remembered = recalled.filter(|recalled| recalled.addr == addr);
@@ -785,16 +780,8 @@ async fn addresses<'a>(
     );
     // Made and recalled while the resolver works: the memory needs no answer. A connect
     // begun on `connect_named` did so already.
-    let (key, recalled) = known.unwrap_or_else(|| {
-        let key = match settings.memory.is_enabled() {
-            true => cache_key.or_else(|| Some(HostKey::new(name, port))),
-            false => None,
-        };
-        let recalled = key
-            .as_ref()
-            .and_then(|key| settings.memory.recall(key, limits.began));
-        (key, recalled)
-    });
+    let (key, recalled) =
+        known.unwrap_or_else(|| recall(settings, cache_key, (name, port), limits.began));
     let gathered = match asked {
         Asked::AtHand(gathered) => gathered?,
         // The resolver's answers are filtered by family and policy as they come.
@@ -828,6 +815,25 @@ async fn addresses<'a>(
         recalled,
         cached: gathered.cached,
     })
+}
+
+/// The winner memory's key for `name` and `port` (the cache's, if it made one) and what the
+/// memory recalls of it for a connect that began at `began`; nothing when it is disabled.
+#[inline]
+fn recall(
+    settings: &Settings,
+    cache_key: Option<HostKey>,
+    (name, port): (&Arc<str>, u16),
+    began: Instant,
+) -> (Option<HostKey>, Option<Recalled>) {
+    let key = match settings.memory.is_enabled() {
+        true => cache_key.or_else(|| Some(HostKey::new(name, port))),
+        false => None,
+    };
+    let recalled = key
+        .as_ref()
+        .and_then(|key| settings.memory.recall(key, began));
+    (key, recalled)
 }
 
 /// Notes where the addresses came from, if a report is written.
