@@ -62,6 +62,11 @@ fn stats(times: &mut [Duration]) -> (Duration, Duration) {
     (times[times.len() / 2], trimmed)
 }
 
+/// Ours over theirs.
+fn ratio(ours: Duration, theirs: Duration) -> f64 {
+    ours.as_secs_f64() / theirs.as_secs_f64()
+}
+
 /// Resamples behind the interval printed with each median ratio.
 const RESAMPLES: usize = 1_000;
 
@@ -91,7 +96,7 @@ fn median_ratio_interval(tokio: &[Duration], ours: &[Duration]) -> (f64, f64) {
             let middle = rounds / 2;
             let theirs = *theirs.select_nth_unstable(middle).1;
             let mine = *mine.select_nth_unstable(middle).1;
-            mine.as_secs_f64() / theirs.as_secs_f64()
+            ratio(mine, theirs)
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
@@ -106,7 +111,6 @@ fn report(pair: &str, tokio: &mut [Duration], ours: &mut [Duration]) {
     let (low, high) = median_ratio_interval(tokio, ours);
     let (tokio_median, tokio_mean) = stats(tokio);
     let (our_median, our_mean) = stats(ours);
-    let ratio = |ours: Duration, theirs: Duration| ours.as_secs_f64() / theirs.as_secs_f64();
     println!(
         "{pair:<8} tokio median {tokio_median:>8.1?} trimmed mean {tokio_mean:>8.1?} | \
          connect-any median {our_median:>8.1?} trimmed mean {our_mean:>8.1?} | \
@@ -159,7 +163,7 @@ fn report_samples(pair: &str, tokio: &[Sample], ours: &[Sample]) {
     match (tokio_stayed, our_stayed) {
         (Some(theirs), Some(ours)) => println!(
             " | stayed: medians {theirs:>8.1?} and {ours:>8.1?}, ratio {:.3}x",
-            ours.as_secs_f64() / theirs.as_secs_f64()
+            ratio(ours, theirs)
         ),
         _ => println!(),
     }
