@@ -180,3 +180,29 @@ fn an_uncached_name_allocates_a_bounded_few() {
         .await;
     });
 }
+
+/// A pre-resolved list whose first address connects, counted from the first poll (the list
+/// is converted when the future is made): the general path's box and tokio's registration
+/// of the socket, two. Its log keeps that first attempt inline and
+/// allocates nothing, so that a change that makes it allocate again is seen.
+#[test]
+fn a_list_whose_first_address_connects_allocates_nothing_for_its_log() {
+    const MAX_LIST_ALLOCATIONS: usize = 2;
+    let runtime = current_thread();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        // Never dialed while the first connects within the 250 ms stagger.
+        let second = SocketAddr::from(([127, 0, 0, 2], addr.port()));
+        let connector = Connector::new();
+        drop(connector.connect([addr, second]).await.unwrap());
+        drop(listener.accept().await.unwrap());
+        fifty_connects_allocate_little(
+            "connect([first, second])",
+            &listener,
+            MAX_LIST_ALLOCATIONS,
+            || connector.connect([addr, second]),
+        )
+        .await;
+    });
+}

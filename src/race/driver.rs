@@ -79,7 +79,6 @@ where
         until: later.joining.until,
         remembered: pace.remembered,
     });
-    log.make_room(addrs.len());
     Race {
         core: Core::new(
             addrs,
