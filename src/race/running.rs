@@ -146,13 +146,17 @@ impl<S, F: Future<Output = io::Result<S>>> Future for Dialing<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (dial, timer, expires) = (this.dial, this.timer, *this.expires);
+        let Some(expires) = *this.expires else {
+            // No timeout, nothing to order: the attempt is its dial.
+            return this.dial.poll(cx).map(|result| (*this.index, result));
+        };
+        let (dial, timer) = (this.dial, this.timer);
         let woke = poll_in_order(
             cx,
             None,
             |cx| dial.poll(cx),
             no_answers,
-            |cx| timer.poll_optional(expires, cx),
+            |cx| timer.poll_optional(Some(expires), cx),
         );
         woke.map(|woke| match woke {
             Woke::Finished(result) => (*this.index, result),
