@@ -447,16 +447,16 @@ pub(crate) fn direct_outcome<S>(
     match ended {
         Bounded::Done((_, Ok(stream))) => Outcome::Won(Won::new(stream, addr, Some(now - began))),
         Bounded::Done((_, Err(error))) => {
-            let index = log.start(addr, began);
+            let index = log.start(&addr, began);
             log.fail(index, error, now);
             Outcome::AllFailed
         }
         Bounded::TimedOut => {
-            log.start(addr, began);
+            log.start(&addr, began);
             Outcome::TimedOut
         }
         Bounded::Cancelled => {
-            log.start(addr, began);
+            log.start(&addr, began);
             Outcome::Cancelled
         }
     }
@@ -543,7 +543,7 @@ where
                 begins_with_connect: literals && !learns_nat64,
                 ..pace(settings, limits)
             };
-            alone_or_race(addrs, later, pace, &mut dial, &mut log).await
+            std::pin::pin!(alone_or_race(addrs, later, pace, &mut dial, &mut log)).await
         };
         note_missing_routes(settings, &outcome, &log);
         if cached {

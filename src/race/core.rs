@@ -109,8 +109,9 @@ pub(crate) enum Outcome<S> {
 
 /// What the core asks of whatever runs its attempts.
 pub(crate) trait Driver<S> {
-    /// Starts attempt `index` (its place in the log) to `addr` at `now`.
-    fn start(&mut self, index: usize, addr: SocketAddr, now: Instant);
+    /// Starts attempt `index` (its place in the log) to `addr` at `now`; `addr` where the
+    /// core keeps it, so that the dialer's copy is read from there.
+    fn start(&mut self, index: usize, addr: &SocketAddr, now: Instant);
 
     /// Another attempt that finished at the instant being decided, if there is one.
     fn also_finished(&mut self) -> Option<(usize, io::Result<S>)>;
@@ -135,8 +136,9 @@ pub(crate) struct Core<'p, 'l, 'm> {
     awaited: Option<Awaited>,
     /// When the stagger starts the next attempt.
     next_start: Option<Instant>,
-    /// The last attempt started: when the stagger allows the next one, and its address.
-    last: Option<(Option<Instant>, SocketAddr)>,
+    /// The last attempt started: when the stagger allows the next one, and its address's
+    /// family (what interleaving late answers needs).
+    last: Option<(Option<Instant>, Family)>,
     /// How many attempts run; a `u32`, so that the flag below fits beside it and the
     /// connect's boxed future stays within 1,024 bytes.
     running: u32,
@@ -330,7 +332,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         if added.is_empty() {
             return;
         }
-        let last = self.last.map(|(_, addr)| Family::of(&addr));
+        let last = self.last.map(|(_, family)| family);
         merge(
             self.pending.to_mut(),
             added,
@@ -353,7 +355,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
     ) {
         let pending = self.pending.to_mut();
         withdraw(pending, &ranked.withdrawn);
-        let last = self.last.map(|(_, addr)| Family::of(&addr));
+        let last = self.last.map(|(_, family)| family);
         merge(pending, added, last, self.stagger.interleaves());
         let mut reordered: Vec<SocketAddr> = std::mem::take(pending).into();
         let interleave = self.stagger.interleaves().then_some(1);
@@ -405,7 +407,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         if is_past(self.deadline, now) {
             return;
         }
-        let Some(addr) = self.pending.pop_front() else {
+        let Some(addr) = self.pending.front() else {
             return;
         };
         let index = self.log.start(addr, now);
@@ -413,9 +415,10 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         driver.start(index, addr, now);
         let tick = self
             .stagger
-            .after(&addr)
+            .after(addr)
             .and_then(|delay| now.checked_add(delay));
-        self.last = Some((tick, addr));
+        self.last = Some((tick, Family::of(addr)));
+        self.pending.drop_front();
         self.next_start = tick.filter(|_| !self.pending.is_empty());
     }
 }

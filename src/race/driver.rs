@@ -130,8 +130,8 @@ where
     Fut: Future<Output = io::Result<S>>,
 {
     #[inline]
-    fn start(&mut self, index: usize, addr: SocketAddr, now: Instant) {
-        let dialing = Dialing::new(index, (self.dial)(addr), now, self.attempt_timeout);
+    fn start(&mut self, index: usize, addr: &SocketAddr, now: Instant) {
+        let dialing = Dialing::new(index, (self.dial)(*addr), now, self.attempt_timeout);
         self.running.as_mut().push(dialing);
     }
 

@@ -196,23 +196,24 @@ impl<'m> Log<'m> {
         Attempts::new(attempts.collect())
     }
 
-    /// Records an attempt to `addr` started at `now`; returns its index.
+    /// Records an attempt to `addr` started at `now`; returns its index. By reference, so that
+    /// the address is copied once, from where it is kept.
     #[inline]
-    pub(crate) fn start(&mut self, addr: SocketAddr, now: Instant) -> usize {
+    pub(crate) fn start(&mut self, addr: &SocketAddr, now: Instant) -> usize {
         tracing::debug!(%addr, elapsed = ?now - self.began, "attempt started");
-        self.tell(now, || EventKind::AttemptStarted { addr });
+        self.tell(now, || EventKind::AttemptStarted { addr: *addr });
         if let Records::Listed(listed) = &self.records
             && listed.is_empty()
             && now == self.began
         {
-            self.records = Records::First(addr);
+            self.records = Records::First(*addr);
             return 0;
         }
         let listed = self.records.listed(self.began);
         if listed.capacity() == 0 {
             listed.reserve_exact(ROOM);
         }
-        listed.push(Record::started(addr, now));
+        listed.push(Record::started(*addr, now));
         listed.len() - 1
     }
 
@@ -294,7 +295,7 @@ mod tests {
         let began = Instant::now();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let mut log = Log::new(began, None);
-        assert_eq!(log.start(addr, began), 0);
+        assert_eq!(log.start(&addr, began), 0);
         assert!(matches!(log.records, Records::First(kept) if kept == addr));
         assert_eq!(log.attempt(0), (addr, began));
         let attempts = log.finish(began + Duration::from_millis(7), aborted);
@@ -311,12 +312,12 @@ mod tests {
         let (first, second): (SocketAddr, SocketAddr) =
             ("127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap());
         let mut log = Log::new(began, None);
-        log.start(first, began);
+        log.start(&first, began);
         log.fail(0, refused(), began + Duration::from_millis(3));
         assert!(matches!(&log.records, Records::Listed(listed) if listed.capacity() >= ROOM));
         assert!(!log.failed_for_want_of_a_route());
         let later = began + Duration::from_millis(3);
-        assert_eq!(log.start(second, later), 1);
+        assert_eq!(log.start(&second, later), 1);
         assert_eq!(log.attempt(1), (second, later));
         let attempts = log.finish(began + Duration::from_millis(10), aborted);
         let seen: Vec<_> = attempts
@@ -334,8 +335,8 @@ mod tests {
 
         // Two attempts at the connect's very instant: both listed, in order.
         let mut log = Log::new(began, None);
-        log.start(first, began);
-        assert_eq!(log.start(second, began), 1);
+        log.start(&first, began);
+        assert_eq!(log.start(&second, began), 1);
         assert_eq!(
             (log.attempt(0), log.attempt(1)),
             ((first, began), (second, began))
@@ -348,7 +349,7 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let mut log = Log::new(began, None);
         let later = began + Duration::from_millis(1);
-        assert_eq!(log.start(addr, later), 0);
+        assert_eq!(log.start(&addr, later), 0);
         assert!(matches!(&log.records, Records::Listed(listed) if listed.len() == 1));
         assert_eq!(log.attempt(0), (addr, later));
     }

@@ -24,16 +24,25 @@ impl<'a> From<Cow<'a, [SocketAddr]>> for Pending<'a> {
 }
 
 impl Pending<'_> {
-    /// Takes the next address to start.
+    /// The next address to start, where it is: read in place rather than taken out, so that
+    /// each copy made of it is read from the list, not from a copy just written (a load that
+    /// straddles recent stores stalls).
     #[inline]
-    pub(crate) fn pop_front(&mut self) -> Option<SocketAddr> {
+    pub(crate) fn front(&self) -> Option<&SocketAddr> {
         match self {
-            Pending::Listed(listed) => {
-                let (first, rest) = listed.split_first()?;
-                *listed = rest;
-                Some(*first)
+            Pending::Listed(listed) => listed.first(),
+            Pending::Owned(addrs) => addrs.front(),
+        }
+    }
+
+    /// Takes the next address to start out of the list.
+    #[inline]
+    pub(crate) fn drop_front(&mut self) {
+        match self {
+            Pending::Listed(listed) => *listed = listed.get(1..).unwrap_or_default(),
+            Pending::Owned(addrs) => {
+                addrs.pop_front();
             }
-            Pending::Owned(addrs) => addrs.pop_front(),
         }
     }
 
@@ -70,6 +79,13 @@ impl Pending<'_> {
 mod tests {
     use super::*;
 
+    /// The next address, taken as the core takes it.
+    fn take(pending: &mut Pending<'_>) -> Option<SocketAddr> {
+        let next = pending.front().copied();
+        pending.drop_front();
+        next
+    }
+
     fn addrs(ports: &[u16]) -> Vec<SocketAddr> {
         ports
             .iter()
@@ -81,18 +97,18 @@ mod tests {
     fn a_borrowed_list_is_taken_in_order_and_copied_only_to_change() {
         let listed = addrs(&[1, 2, 3]);
         let mut pending = Pending::from(Cow::Borrowed(listed.as_slice()));
-        assert_eq!(pending.pop_front(), Some(listed[0]));
+        assert_eq!(take(&mut pending), Some(listed[0]));
         assert!(matches!(pending, Pending::Listed(rest) if rest == &listed[1..]));
         pending.to_mut().push_back(addrs(&[4])[0]);
         assert!(matches!(pending, Pending::Owned(_)));
         let left: Vec<_> = pending.iter().copied().collect();
         assert_eq!(left, addrs(&[2, 3, 4]));
-        assert_eq!(pending.pop_front(), Some(listed[1]));
-        assert_eq!(pending.pop_front(), Some(listed[2]));
+        assert_eq!(take(&mut pending), Some(listed[1]));
+        assert_eq!(take(&mut pending), Some(listed[2]));
         assert!(!pending.is_empty());
-        assert_eq!(pending.pop_front(), Some(addrs(&[4])[0]));
+        assert_eq!(take(&mut pending), Some(addrs(&[4])[0]));
         assert!(pending.is_empty());
-        assert_eq!(pending.pop_front(), None);
+        assert_eq!(take(&mut pending), None);
     }
 
     #[test]
@@ -103,6 +119,6 @@ mod tests {
         assert_eq!(all, addrs(&[0, 1, 2]));
         let mut empty = Pending::from(Cow::Borrowed(&[][..]));
         assert!(empty.is_empty());
-        assert_eq!(empty.pop_front(), None);
+        assert_eq!(take(&mut empty), None);
     }
 }

@@ -164,8 +164,8 @@ impl World<'_> {
 type Shared<'w, 's> = &'w RefCell<World<'s>>;
 
 impl Driver<()> for Shared<'_, '_> {
-    fn start(&mut self, index: usize, addr: SocketAddr, now: Instant) {
-        self.borrow_mut().start(index, addr, now);
+    fn start(&mut self, index: usize, addr: &SocketAddr, now: Instant) {
+        self.borrow_mut().start(index, *addr, now);
     }
 
     fn also_finished(&mut self) -> Option<(usize, io::Result<()>)> {
