@@ -108,7 +108,17 @@ fn inside_the_namespace(ipv4: Ipv4) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let listener = TcpListener::bind("[64:ff9b::c000:201]:0").await.unwrap();
+        let listener = match TcpListener::bind("[64:ff9b::c000:201]:0").await {
+            Ok(listener) => listener,
+            // Seen once in a full run, not since: say what the namespace's loopback held.
+            Err(error) => {
+                let shown = Command::new("ip")
+                    .args(["addr", "show", "dev", "lo"])
+                    .output();
+                let shown = shown.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+                panic!("bind to the NAT64 address: {error}; lo: {shown:?}");
+            }
+        };
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
