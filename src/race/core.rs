@@ -209,15 +209,18 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
         self.awaited.is_some()
     }
 
-    /// Decides what `woke` at `now` means; `Some` when the race has ended (the driver then
-    /// drops every attempt still running).
+    /// Decides what `woke` means at the instant `clock` reads; `Some` when the race has ended
+    /// (the driver then drops every attempt still running). The clock is read at most once,
+    /// and not at all for a win that nobody times or watches.
     #[inline(always)]
     pub(crate) fn decide<S>(
         &mut self,
         woke: Woke<(usize, io::Result<S>), Option<Arrival>>,
-        now: Instant,
+        clock: impl Fn() -> Instant,
         driver: &mut impl Driver<S>,
     ) -> Option<Outcome<S>> {
+        let mut read = None;
+        let now = || *read.get_or_insert_with(&clock);
         let ended = self.next(woke, now, driver);
         if ended.is_some() && self.log.is_observed() {
             self.log.not_started(self.pending.iter());
@@ -229,25 +232,27 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
     fn next<S>(
         &mut self,
         woke: Woke<(usize, io::Result<S>), Option<Arrival>>,
-        now: Instant,
+        mut now: impl FnMut() -> Instant,
         driver: &mut impl Driver<S>,
     ) -> Option<Outcome<S>> {
         match woke {
             Woke::Cancelled => return Some(Outcome::Cancelled),
             Woke::Finished(first) => {
-                let (winner, failures) = self.settle(first, now, driver);
+                let (winner, failures) = self.settle(first, &mut now, driver);
                 if let Some((index, stream)) = winner {
-                    self.log.won(index, now);
+                    self.log.won(index, &mut now);
                     let (addr, started) = self.log.attempt(index);
-                    let took = self.times_winner.then(|| now - started);
+                    let took = self.times_winner.then(|| now() - started);
                     return Some(Outcome::Won(Won::new(stream, addr, took)));
                 }
+                let now = now();
                 for _ in 0..failures {
                     self.start_next(now, driver);
                 }
             }
             Woke::Arrived(None) => self.awaited = None,
             Woke::Arrived(Some(arrival)) => {
+                let now = now();
                 let heard = arrival.heard.as_ref().map(|count| *count);
                 if arrival.ranked.as_ref().is_none_or(|ranked| ranked.own) {
                     self.log.answer(arrival.family, heard, now);
@@ -262,6 +267,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                 }
             }
             Woke::Due => {
+                let now = now();
                 if is_past(self.deadline, now) {
                     return Some(Outcome::TimedOut);
                 }
@@ -276,7 +282,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                 }
             }
         }
-        self.ended(now)
+        self.ended(now())
     }
 
     /// How the race ends when nothing runs: every attempt failed, or time is up. With
@@ -300,7 +306,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
     fn settle<S>(
         &mut self,
         first: (usize, io::Result<S>),
-        now: Instant,
+        now: &mut impl FnMut() -> Instant,
         driver: &mut impl Driver<S>,
     ) -> (Option<(usize, S)>, usize) {
         let mut winner: Option<(usize, S)> = None;
@@ -314,7 +320,7 @@ impl<'p, 'l, 'm> Core<'p, 'l, 'm> {
                 }
                 Ok(_later) => {}
                 Err(error) => {
-                    self.log.fail(index, error, now);
+                    self.log.fail(index, error, now());
                     failures += 1;
                 }
             }

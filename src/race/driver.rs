@@ -204,7 +204,7 @@ where
                 attempt_timeout: *this.attempt_timeout,
                 cx,
             };
-            let ended = this.core.decide(woke, Instant::now(), &mut driver);
+            let ended = this.core.decide(woke, Instant::now, &mut driver);
             if !this.core.awaits_answers() {
                 *this.later = None;
             }

@@ -248,16 +248,18 @@ impl<'m> Log<'m> {
         }
     }
 
-    /// Notes that attempt `winner` won at `now`, and traces and tells the hook of the attempts
-    /// still running: they are about to be dropped.
+    /// Notes that attempt `winner` won at the instant `now` reads, and traces and tells the
+    /// hook of the attempts still running: they are about to be dropped. The instant is read
+    /// only if someone looks.
     #[inline]
-    pub(crate) fn won(&mut self, winner: usize, now: Instant) {
+    pub(crate) fn won(&mut self, winner: usize, now: impl FnOnce() -> Instant) {
         if let Some(recording) = self.recording() {
             recording.winner = Some(winner);
         }
         if !tracing::enabled!(tracing::Level::DEBUG) && self.observing.is_none() {
             return;
         }
+        let now = now();
         let (addr, started) = self.attempt(winner);
         let took = now - started;
         tracing::debug!(%addr, elapsed = ?now - self.began, ?took, "attempt won");

@@ -380,7 +380,7 @@ fn race(
             }
         };
         let now = world.borrow().now();
-        let ended = core.decide(woke, now, &mut { world });
+        let ended = core.decide(woke, || now, &mut { world });
         if !core.awaits_answers() {
             joining = None;
         }
