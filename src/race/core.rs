@@ -435,3 +435,62 @@ fn withdraw(pending: &mut VecDeque<SocketAddr>, withdrawn: &[SocketAddr]) {
         pending.retain(not_in(withdrawn));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Starts nothing of its own: the test hands the core what finished.
+    struct Quiet;
+
+    impl Driver<()> for Quiet {
+        fn start(&mut self, _index: usize, _addr: &SocketAddr, _now: Instant) {}
+
+        fn also_finished(&mut self) -> Option<(usize, io::Result<()>)> {
+            None
+        }
+    }
+
+    /// A race over two literals whose first attempt ends as `first` did: how many times the
+    /// core read the clock to decide it.
+    fn clock_readings(first: io::Result<()>, times_winner: bool) -> usize {
+        let began = Instant::now();
+        let addrs = [
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        let mut log = Log::new(began, None);
+        let stagger = Stagger::Fixed(Duration::from_millis(250));
+        let mut core = Core::new(
+            Cow::Borrowed(&addrs[..]),
+            None,
+            stagger,
+            None,
+            times_winner,
+            &mut log,
+        );
+        assert!(core.begin(began, false, &mut Quiet).is_none());
+        let readings = Cell::new(0);
+        let clock = || {
+            readings.set(readings.get() + 1);
+            began + Duration::from_millis(5)
+        };
+        core.decide(Woke::Finished((0, first)), clock, &mut Quiet);
+        readings.get()
+    }
+
+    #[test]
+    fn a_plain_win_reads_no_clock_and_a_failure_reads_it_once() {
+        assert_eq!(clock_readings(Ok(()), false), 0);
+        assert_eq!(clock_readings(Ok(()), true), 1, "the winner is timed");
+        let refused = io::ErrorKind::ConnectionRefused.into();
+        assert_eq!(
+            clock_readings(Err(refused), false),
+            1,
+            "read once, used thrice"
+        );
+    }
+}
