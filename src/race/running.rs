@@ -156,7 +156,7 @@ impl<S, F: Future<Output = io::Result<S>>> Future for Dialing<F> {
             None,
             |cx| dial.poll(cx),
             no_answers,
-            |cx| timer.poll_optional(Some(expires), cx),
+            |cx| timer.poll_until(expires, cx),
         );
         woke.map(|woke| match woke {
             Woke::Finished(result) => (*this.index, result),
